@@ -7,8 +7,25 @@
 //! The runtime is a short-lived, single-threaded process: it forks the container's init
 //! process itself, so nothing in this crate may start threads before a fork.
 
+pub mod caps;
 pub mod cgroups;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod container;
 pub mod error;
+pub mod foreground;
+pub mod hooks;
+pub mod log;
+pub mod mountopts;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
 pub mod seccomp;
+pub mod selfexec;
+pub mod state;
+pub mod sync;
+pub mod tty;
+pub mod utils;
 
 pub use error::{Error, Result};

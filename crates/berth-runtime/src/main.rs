@@ -1,3 +1,5 @@
+//! `berth-runtime`: berth's OCI runtime, with runc's command line.
+
 fn main() {
-    println!("berth-runtime");
+    std::process::exit(berth_runtime::cli::main());
 }
