@@ -376,6 +376,17 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     let fifo_path = dir.join("exec.fifo");
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo_path, rustix::fs::Mode::from_raw_mode(0o622))
         .ctx(|| format!("creating {}", fifo_path.display()))?;
+    // mkfifo honours the umask: set the mode exactly. The container's root (and, through the
+    // "others" bits, any user it switches to) must be able to open it for writing.
+    rustix::fs::chmod(&fifo_path, rustix::fs::Mode::from_raw_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo_path.display()))?;
+    let (root_uid, root_gid) = host_ids_of_root(&spec);
+    rustix::fs::chown(
+        &fifo_path,
+        Some(rustix::fs::Uid::from_raw(root_uid)),
+        Some(rustix::fs::Gid::from_raw(root_gid)),
+    )
+    .ctx(|| format!("chown {}", fifo_path.display()))?;
     let fifo = rustix::fs::open(&fifo_path, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
         .ctx(|| format!("opening {}", fifo_path.display()))?;
 
@@ -509,6 +520,23 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     }
     cleanup.disarm();
     Ok(Created { state, dir, console: console_master })
+}
+
+/// The host uid and gid that the container's root maps to (0 without a user namespace).
+fn host_ids_of_root(spec: &Spec) -> (u32, u32) {
+    let Some(linux) = spec.linux().as_ref() else { return (0, 0) };
+    if !config::new_namespace(spec, LinuxNamespaceType::User) {
+        return (0, 0);
+    }
+    let find = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    (find(linux.uid_mappings()), find(linux.gid_mappings()))
 }
 
 /// Writes a pid file atomically (callers poll for it).
@@ -713,9 +741,15 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
 
     let program = process::find_program(ctx.proc)?;
     let env = process::final_env(ctx.proc);
+    let fifo_path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
+    // Probe the fifo now, while errors still reach the runtime: without a reader, an open
+    // that passes the permission check fails with ENXIO instead of blocking.
+    match rustix::fs::open(fifo_path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()) {
+        Ok(_) | Err(rustix::io::Errno::NXIO) => {}
+        Err(e) => return Err(e).ctx(|| "opening the exec fifo"),
+    }
     ctx.sync.send(&Msg::Ready)?;
     // Wait for `start`: opening the fifo for writing blocks until `start` opens it to read.
-    let fifo_path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
     let fd = rustix::fs::open(fifo_path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
         .ctx(|| "opening the exec fifo")?;
     let mut fifo = fs::File::from(fd);

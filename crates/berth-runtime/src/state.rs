@@ -235,8 +235,8 @@ impl State {
     /// The OCI state document (runtime-spec "state"), with runc's extra fields.
     pub fn oci_state(&self, status: Status) -> OciState {
         let pid = match status {
-            Status::Created | Status::Running | Status::Paused => self.pid,
-            _ => 0,
+            Status::Creating | Status::Created | Status::Running | Status::Paused => self.pid,
+            Status::Stopped => 0,
         };
         OciState {
             oci_version: OCI_VERSION.to_string(),

@@ -1,0 +1,43 @@
+# Shared helpers for berth's scripts. Source it; do not run it.
+
+# Installs Debian packages that are missing (quietly; only as root).
+need_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "==> installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# Packages needed to build berth.
+BUILD_PACKAGES=(libseccomp-dev pkg-config gcc)
+
+# Makes an OCI bundle in $1 whose rootfs is Debian's static busybox with its applets, and
+# whose config.json is berth-runtime's default with the process changed to "${@:2}".
+make_busybox_bundle() {
+    local dir=$1; shift
+    local rt=${BERTH_RUNTIME:?}
+    mkdir -p "$dir/rootfs"/{bin,dev,proc,sys,tmp,etc,root}
+    cp /bin/busybox "$dir/rootfs/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$dir/rootfs/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' > "$dir/rootfs/etc/passwd"
+    echo 'root:x:0:' > "$dir/rootfs/etc/group"
+    rm -f "$dir/config.json"
+    "$rt" spec --bundle "$dir"
+    python3 - "$dir/config.json" "$@" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+c = json.load(open(path))
+c["process"]["args"] = args
+c["process"]["terminal"] = False
+json.dump(c, open(path, "w"), indent=2)
+PY
+}
