@@ -203,7 +203,6 @@ fn load(insns: &[Insn], log: Option<&mut Vec<u8>>) -> io::Result<OwnedFd> {
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         prog_name: name,
-        expected_attach_type: BPF_CGROUP_DEVICE,
         ..Default::default()
     };
     if let Some(log) = log {
@@ -333,6 +332,16 @@ pub(crate) fn replace_device_program(dir: &Path, insns: &[Insn]) -> Result<()> {
             Ok(fd) => fd,
             // Gone meanwhile.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            // Attached by someone whose security label we may not touch (for instance
+            // systemd under a strict SELinux policy). Another device program can only
+            // restrict further, so leaving it is safe.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EPERM)
+                    || e.raw_os_error() == Some(libc::EACCES) =>
+            {
+                tracing::debug!("leaving device program {id} on {}: {e}", dir.display());
+                continue;
+            }
             Err(e) => {
                 return Err(Error::Io {
                     what: format!(

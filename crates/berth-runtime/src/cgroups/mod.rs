@@ -59,6 +59,7 @@ pub enum Layout {
 /// that later commands find the same directories.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cgroup {
+    /// The host's layout when the cgroup was resolved.
     pub layout: Layout,
     /// The cgroup path as resolved from `linux.cgroupsPath` (or the container id), with `.`
     /// and `..` removed: absolute (`/berth/3f2a…`, the same below every hierarchy's root) or

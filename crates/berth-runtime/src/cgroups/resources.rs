@@ -2,11 +2,14 @@
 //! cgroup v1 hierarchy or to cgroup v2, and failing with the field's name when neither has
 //! the controller.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
+    LinuxPids, LinuxRdma, LinuxResources,
+};
 
 use super::util::{self, write};
 use super::{Cgroup, devices, field_err, v1, v2};
@@ -76,25 +79,16 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Applies every section of `r` that is present.
+/// Applies every section of `r` that is present, in runc's controller order. A section
+/// that asks for nothing (absent, empty, or only zero values meaning "unset") needs no
+/// controller.
 pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     let ctx = Ctx::new(cg)?;
     if let Some(c) = r.cpu() {
         cpuset(&ctx, c)?;
     }
-    if let Some(d) = r.devices()
-        && !d.is_empty()
-    {
-        match (cg.v1_dir("devices"), &cg.v2) {
-            (Some(dir), _) => devices::apply_v1(dir, d)?,
-            (None, Some(dir)) => devices::apply_v2(dir, d)?,
-            (None, None) => {
-                return Err(field_err(
-                    "linux.resources.devices",
-                    "no device controller: neither a cgroup v1 devices hierarchy nor cgroup v2 is mounted",
-                ));
-            }
-        }
+    if let Some(d) = r.devices() {
+        devices(cg, d)?;
     }
     if let Some(m) = r.memory() {
         memory(&ctx, m)?;
@@ -103,132 +97,178 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         cpu(&ctx, c)?;
     }
     if let Some(p) = r.pids() {
-        let place = ctx.need("pids", "linux.resources.pids.limit")?;
-        let dir = match place {
-            Place::V1(d) | Place::V2(d) => d,
-        };
-        let value = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".to_string()
-        };
-        write("linux.resources.pids.limit", dir, "pids.max", &value)?;
+        pids(&ctx, p)?;
     }
     if let Some(b) = r.block_io() {
-        let requested = b.weight().is_some_and(|w| w != 0)
-            || b.leaf_weight().is_some_and(|w| w != 0)
-            || [
-                b.throttle_read_bps_device(),
-                b.throttle_write_bps_device(),
-                b.throttle_read_iops_device(),
-                b.throttle_write_iops_device(),
-            ]
-            .iter()
-            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
-            || b.weight_device().as_ref().is_some_and(|l| !l.is_empty());
-        if requested {
-            match ctx.place("blkio") {
-                Some(Place::V1(d)) => v1::blkio(d, b)?,
-                _ => match ctx.need("io", "linux.resources.blockIO")? {
-                    Place::V1(d) | Place::V2(d) => v2::io(d, b)?,
-                },
-            }
-        }
+        blkio(&ctx, b)?;
     }
-    if let Some(h) = r.hugepage_limits()
-        && !h.is_empty()
-    {
-        let sizes = hugepage_sizes();
-        for (i, l) in h.iter().enumerate() {
-            if !sizes.iter().any(|s| s == l.page_size()) {
-                return Err(field_err(
-                    format!("linux.resources.hugepageLimits[{i}].pageSize"),
-                    format!(
-                        "{:?} is not a huge page size of this host (it has: {})",
-                        l.page_size(),
-                        if sizes.is_empty() {
-                            "none".to_string()
-                        } else {
-                            sizes.join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
-        match ctx.need("hugetlb", "linux.resources.hugepageLimits")? {
-            Place::V1(d) => v1::hugetlb(d, h)?,
-            Place::V2(d) => v2::hugetlb(d, h)?,
-        }
+    if let Some(h) = r.hugepage_limits() {
+        hugetlb(&ctx, h)?;
     }
     if let Some(n) = r.network() {
-        if let Some(id) = n.class_id() {
-            match cg.v1_dir("net_cls") {
-                Some(d) => write(
-                    "linux.resources.network.classID",
-                    d,
-                    "net_cls.classid",
-                    &id.to_string(),
-                )?,
-                None => tracing::warn!(
-                    "linux.resources.network.classID: the net_cls cgroup is not mounted; ignoring it"
-                ),
-            }
-        }
-        if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
-            match cg.v1_dir("net_prio") {
-                Some(d) => {
-                    for (i, p) in prios.iter().enumerate() {
-                        write(
-                            &format!("linux.resources.network.priorities[{i}]"),
-                            d,
-                            "net_prio.ifpriomap",
-                            &format!("{} {}", p.name(), p.priority()),
-                        )?;
-                    }
-                }
-                None => tracing::warn!(
-                    "linux.resources.network.priorities: the net_prio cgroup is not mounted; ignoring them"
-                ),
-            }
-        }
+        network(cg, n)?;
     }
-    if let Some(rdma) = r.rdma() {
-        let mut devs: Vec<_> = rdma
-            .iter()
-            .filter(|(_, l)| l.hca_handles().is_some() || l.hca_objects().is_some())
-            .collect();
-        devs.sort_by(|a, b| a.0.cmp(b.0));
-        if !devs.is_empty() {
-            let dir = match ctx.need("rdma", "linux.resources.rdma")? {
-                Place::V1(d) | Place::V2(d) => d,
-            };
-            for (dev, l) in devs {
-                let mut v = dev.clone();
-                if let Some(h) = l.hca_handles() {
-                    v.push_str(&format!(" hca_handle={h}"));
-                }
-                if let Some(o) = l.hca_objects() {
-                    v.push_str(&format!(" hca_object={o}"));
-                }
-                write(&format!("linux.resources.rdma.{dev}"), dir, "rdma.max", &v)?;
-            }
-        }
+    if let Some(rd) = r.rdma() {
+        rdma(&ctx, rd)?;
     }
-    if let Some(u) = r.unified()
-        && !u.is_empty()
-    {
-        for k in u.keys() {
-            v2::check_unified_key(k)?;
-        }
-        let Some(dir) = &cg.v2 else {
-            return Err(field_err(
-                "linux.resources.unified",
-                "needs cgroup v2, but this host only has cgroup v1 hierarchies",
-            ));
-        };
-        v2::unified(dir, u, &ctx.v2_controllers)?;
+    if let Some(u) = r.unified() {
+        unified(&ctx, u)?;
     }
     Ok(())
+}
+
+/// The device rules: the v1 device controller when mounted, else eBPF on cgroup v2. An
+/// empty list changes nothing.
+fn devices(cg: &Cgroup, d: &[LinuxDeviceCgroup]) -> Result<()> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    match (cg.v1_dir("devices"), &cg.v2) {
+        (Some(dir), _) => devices::apply_v1(dir, d),
+        (None, Some(dir)) => devices::apply_v2(dir, d),
+        (None, None) => Err(field_err(
+            "linux.resources.devices",
+            "no device controller: neither a cgroup v1 devices hierarchy nor cgroup v2 is mounted",
+        )),
+    }
+}
+
+/// pids.max: a limit of 0 or less means unlimited.
+fn pids(ctx: &Ctx<'_>, p: &LinuxPids) -> Result<()> {
+    const FIELD: &str = "linux.resources.pids.limit";
+    let (Place::V1(dir) | Place::V2(dir)) = ctx.need("pids", FIELD)?;
+    let value = if p.limit() > 0 {
+        p.limit().to_string()
+    } else {
+        "max".to_string()
+    };
+    write(FIELD, dir, "pids.max", &value)
+}
+
+fn blkio(ctx: &Ctx<'_>, b: &LinuxBlockIo) -> Result<()> {
+    let nonempty = |l: &Option<Vec<_>>| l.as_ref().is_some_and(|l: &Vec<_>| !l.is_empty());
+    let requested = b.weight().is_some_and(|w| w != 0)
+        || b.leaf_weight().is_some_and(|w| w != 0)
+        || b.weight_device().as_ref().is_some_and(|l| !l.is_empty())
+        || nonempty(b.throttle_read_bps_device())
+        || nonempty(b.throttle_write_bps_device())
+        || nonempty(b.throttle_read_iops_device())
+        || nonempty(b.throttle_write_iops_device());
+    if !requested {
+        return Ok(());
+    }
+    // cgroup v1 calls the controller blkio, cgroup v2 io.
+    match ctx.place("blkio") {
+        Some(Place::V1(d)) => v1::blkio(d, b),
+        _ => match ctx.need("io", "linux.resources.blockIO")? {
+            Place::V1(d) | Place::V2(d) => v2::io(d, b),
+        },
+    }
+}
+
+fn hugetlb(ctx: &Ctx<'_>, h: &[LinuxHugepageLimit]) -> Result<()> {
+    if h.is_empty() {
+        return Ok(());
+    }
+    let sizes = hugepage_sizes();
+    for (i, l) in h.iter().enumerate() {
+        if !sizes.iter().any(|s| s == l.page_size()) {
+            let have = if sizes.is_empty() {
+                "none".to_string()
+            } else {
+                sizes.join(", ")
+            };
+            return Err(field_err(
+                format!("linux.resources.hugepageLimits[{i}].pageSize"),
+                format!(
+                    "{:?} is not a huge page size of this host (it has: {have})",
+                    l.page_size()
+                ),
+            ));
+        }
+    }
+    match ctx.need("hugetlb", "linux.resources.hugepageLimits")? {
+        Place::V1(d) => v1::hugetlb(d, h),
+        Place::V2(d) => v2::hugetlb(d, h),
+    }
+}
+
+/// net_cls / net_prio exist only in cgroup v1; when they are not mounted the settings are
+/// skipped with a warning, as runc does.
+fn network(cg: &Cgroup, n: &LinuxNetwork) -> Result<()> {
+    if let Some(id) = n.class_id() {
+        match cg.v1_dir("net_cls") {
+            Some(d) => write(
+                "linux.resources.network.classID",
+                d,
+                "net_cls.classid",
+                &id.to_string(),
+            )?,
+            None => tracing::warn!(
+                "linux.resources.network.classID: the net_cls cgroup is not mounted; ignoring it"
+            ),
+        }
+    }
+    if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
+        match cg.v1_dir("net_prio") {
+            Some(d) => {
+                for (i, p) in prios.iter().enumerate() {
+                    write(
+                        &format!("linux.resources.network.priorities[{i}]"),
+                        d,
+                        "net_prio.ifpriomap",
+                        &format!("{} {}", p.name(), p.priority()),
+                    )?;
+                }
+            }
+            None => tracing::warn!(
+                "linux.resources.network.priorities: the net_prio cgroup is not mounted; ignoring them"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// rdma.max, one line per device: `<device> hca_handle=<n> hca_object=<n>`.
+fn rdma(ctx: &Ctx<'_>, rdma: &HashMap<String, LinuxRdma>) -> Result<()> {
+    let mut devs: Vec<_> = rdma
+        .iter()
+        .filter(|(_, l)| l.hca_handles().is_some() || l.hca_objects().is_some())
+        .collect();
+    if devs.is_empty() {
+        return Ok(());
+    }
+    devs.sort_by(|a, b| a.0.cmp(b.0));
+    let (Place::V1(dir) | Place::V2(dir)) = ctx.need("rdma", "linux.resources.rdma")?;
+    for (dev, l) in devs {
+        let mut v = dev.clone();
+        if let Some(h) = l.hca_handles() {
+            v.push_str(&format!(" hca_handle={h}"));
+        }
+        if let Some(o) = l.hca_objects() {
+            v.push_str(&format!(" hca_object={o}"));
+        }
+        write(&format!("linux.resources.rdma.{dev}"), dir, "rdma.max", &v)?;
+    }
+    Ok(())
+}
+
+/// `linux.resources.unified` goes to the cgroup v2 directory (also on hybrid hosts, where
+/// only the controllers cgroup v2 holds there can be set).
+fn unified(ctx: &Ctx<'_>, u: &HashMap<String, String>) -> Result<()> {
+    if u.is_empty() {
+        return Ok(());
+    }
+    for k in u.keys() {
+        v2::check_unified_key(k)?;
+    }
+    let Some(dir) = &ctx.cg.v2 else {
+        return Err(field_err(
+            "linux.resources.unified",
+            "needs cgroup v2, but this host only has cgroup v1 hierarchies",
+        ));
+    };
+    v2::unified(dir, u, &ctx.v2_controllers)
 }
 
 fn cpuset(ctx: &Ctx<'_>, c: &LinuxCpu) -> Result<()> {
@@ -279,13 +319,16 @@ fn memory(ctx: &Ctx<'_>, m: &LinuxMemory) -> Result<()> {
         ("disableOOMKiller", m.disable_oom_killer() == Some(true)),
     ];
     let Some((first, _)) = fields.iter().find(|(_, set)| *set) else {
-        if m.kernel().is_some_and(|v| v != 0) {
-            match ctx.place("memory") {
-                Some(Place::V1(d)) => return v1::memory(d, m),
-                _ => tracing::warn!(
-                    "linux.resources.memory.kernel: kernel memory limits are not supported here; ignoring it"
-                ),
+        // Only settings that are fine to skip (kernel, useHierarchy) or nothing at all.
+        let kernel = m.kernel().is_some_and(|v| v != 0);
+        match ctx.place("memory") {
+            Some(Place::V1(d)) if kernel || m.use_hierarchy().is_some() => {
+                return v1::memory(d, m);
             }
+            _ if kernel => tracing::warn!(
+                "linux.resources.memory.kernel: kernel memory limits are not supported here; ignoring it"
+            ),
+            _ => {}
         }
         return Ok(());
     };

@@ -18,10 +18,15 @@ fn is_zero(v: &u64) -> bool {
 /// Resource usage of one container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// CPU time and throttling.
     pub cpu: Cpu,
+    /// cgroup v1 cpuset settings (empty on cgroup v2, as in runc).
     pub cpuset: CpuSet,
+    /// Memory, swap and kernel memory usage and limits.
     pub memory: Memory,
+    /// Task count and limit.
     pub pids: Pids,
+    /// Block I/O counters.
     pub blkio: Blkio,
     /// Per huge page size (`2MB`, `1GB`).
     pub hugetlb: BTreeMap<String, Hugetlb>,
@@ -75,6 +80,7 @@ pub struct Throttling {
     pub throttled_time: u64,
 }
 
+/// CPU usage and throttling.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
     pub usage: CpuUsage,
@@ -112,23 +118,30 @@ pub struct MemoryEntry {
     pub failcnt: u64,
 }
 
+/// Memory usage (`memory` in runc's output).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
+    /// Page cache (`cache` of memory.stat on v1, `file` on v2).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cache: u64,
+    /// Memory.
     pub usage: MemoryEntry,
     /// Memory plus swap (as cgroup v1 counts it, also on cgroup v2).
     pub swap: MemoryEntry,
+    /// Kernel memory (cgroup v1 only).
     pub kernel: MemoryEntry,
+    /// Kernel TCP buffer memory (cgroup v1 only).
     #[serde(rename = "kernelTCP")]
     pub kernel_tcp: MemoryEntry,
     /// The `memory.stat` file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
+    /// Memory pressure (cgroup v2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psi: Option<Psi>,
 }
 
+/// Number of tasks and their limit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pids {
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -151,6 +164,8 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
+/// Block I/O counters, one row per device and operation (only the groups the kernel
+/// keeps are filled; runc's order of preference: BFQ, CFQ, throttling).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blkio {
@@ -178,6 +193,7 @@ pub struct Blkio {
     pub psi: Option<Psi>,
 }
 
+/// Huge page usage for one page size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hugetlb {
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -335,7 +335,7 @@ fn memory_limit_and_swap() {
     assert!(get("memory.limit_in_bytes") > 1 << 60);
     assert!(get("memory.memsw.limit_in_bytes") > 1 << 60);
 
-    // A swap limit below the memory limit is the kernel's EINVAL, named by field.
+    // A swap limit below the memory limit is refused, naming the field.
     let e = cg
         .apply(&res(
             serde_json::json!({"memory": {"limit": 64 * M, "swap": 32 * M}}),
@@ -598,10 +598,105 @@ fn stats_of_a_child_that_allocates() {
     assert_eq!(s.pids.limit, 10);
     assert!(s.cpu.usage.total > 0, "{:?}", s.cpu.usage);
     let v = serde_json::to_value(&s).unwrap();
+    eprintln!("{v}");
     for k in ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb"] {
         assert!(v.get(k).is_some(), "{k} missing in {v}");
     }
     assert!(v["memory"]["usage"]["usage"].as_u64().unwrap() >= SIZE as u64);
+
+    // checkBeforeUpdate refuses a limit below what is in use.
+    let e = cg
+        .apply(&res(serde_json::json!({"memory": {
+            "limit": 16i64 << 20, "checkBeforeUpdate": true
+        }})))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("linux.resources.memory.limit: rejecting"),
+        "{e}"
+    );
+}
+
+#[test]
+fn blkio_v1() {
+    require_root!();
+    let cg = Cgroup::new(Some(&format!("/{}", unique("blkio"))), "x").unwrap();
+    let Some(d) = cg.v1_dir("blkio").map(Path::to_path_buf) else {
+        eprintln!("skipped: no cgroup v1 blkio hierarchy");
+        return;
+    };
+    let _g = Guard::new(cg.clone());
+    // The first disk, for the throttle rule.
+    let parts = fs::read_to_string("/proc/partitions").unwrap();
+    let dev = parts
+        .lines()
+        .skip(2)
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4).then(|| format!("{}:{}", f[0], f[1]))
+        })
+        .unwrap();
+    let (ma, mi) = dev.split_once(':').unwrap();
+    let (ma, mi): (i64, i64) = (ma.parse().unwrap(), mi.parse().unwrap());
+    cg.create(Some(&res(serde_json::json!({"blockIO": {
+        "weight": 500,
+        "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
+        "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 100}]
+    }}))))
+    .unwrap();
+    let weight = if d.join("blkio.weight").exists() {
+        read(&d, "blkio.weight")
+    } else {
+        read(&d, "blkio.bfq.weight")
+    };
+    assert!(weight.contains("500"), "{weight}");
+    assert_eq!(
+        read(&d, "blkio.throttle.read_bps_device"),
+        format!("{dev} 1048576")
+    );
+    assert_eq!(
+        read(&d, "blkio.throttle.write_iops_device"),
+        format!("{dev} 100")
+    );
+    let _ = cg.stats().unwrap();
+}
+
+#[test]
+fn missing_controllers() {
+    require_root!();
+    let cg = Cgroup::new(Some(&format!("/{}", unique("missing"))), "x").unwrap();
+    let _g = Guard::new(cg.clone());
+    cg.create(None).unwrap();
+    // net_cls / net_prio are only skipped (with a warning) when not mounted.
+    cg.apply(&res(serde_json::json!({"network": {
+        "classID": 1048577, "priorities": [{"name": "lo", "priority": 1}]
+    }})))
+    .unwrap();
+    if let Some(d) = cg.v1_dir("net_cls") {
+        assert_eq!(read(d, "net_cls.classid"), "1048577");
+    }
+    // Requested limits for an absent controller are errors naming the field.
+    let has_rdma = cg.v1_dir("rdma").is_some()
+        || cg
+            .v2
+            .as_deref()
+            .is_some_and(|d| v2::controllers(d).unwrap().contains("rdma"));
+    if !has_rdma {
+        let e = cg
+            .apply(&res(
+                serde_json::json!({"rdma": {"mlx5_0": {"hcaHandles": 3}}}),
+            ))
+            .unwrap_err()
+            .to_string();
+        eprintln!("{e}");
+        assert!(e.starts_with("linux.resources.rdma: "), "{e}");
+    }
+    // Empty sections ask for nothing.
+    cg.apply(&res(serde_json::json!({
+        "memory": {}, "cpu": {}, "blockIO": {}, "hugepageLimits": [], "rdma": {},
+        "unified": {}, "devices": []
+    })))
+    .unwrap();
 }
 
 #[test]
@@ -875,6 +970,7 @@ fn bad_input_named_and_nothing_left() {
         let cg = Cgroup::new(Some(&format!("/{}/inner", unique("bad"))), "x").unwrap();
         let _g = Guard::new(cg.clone()).with_parents();
         let e = cg.create(Some(&res(r.clone()))).unwrap_err().to_string();
+        eprintln!("{e}");
         assert!(e.starts_with(want), "{r}: {e}");
         assert_gone(&cg);
         for d in cg.dirs() {

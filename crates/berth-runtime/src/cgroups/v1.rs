@@ -121,6 +121,12 @@ fn set_memory_and_swap(dir: &Path, limit: i64, mut swap: i64) -> Result<()> {
             ));
         }
     }
+    if limit > 0 && swap > 0 && swap < limit {
+        return Err(field_err(
+            format!("{MEM}.swap"),
+            format!("memory+swap limit {swap} is below the memory limit {limit}"),
+        ));
+    }
     if limit != 0 && swap != 0 {
         let cur = util::read_u64(dir, "memory.limit_in_bytes")?;
         if swap == -1 || cur < swap as u64 {
