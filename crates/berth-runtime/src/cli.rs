@@ -50,7 +50,7 @@ pub struct Global {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; berth-runtime runs as root
-    #[arg(long, global = true, value_name = "true|false|auto")]
+    #[arg(long, value_name = "true|false|auto")]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility; checkpointing is not supported
     #[arg(long, global = true, hide = true)]
