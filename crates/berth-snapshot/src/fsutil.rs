@@ -197,18 +197,23 @@ fn reopen_self(dir: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Calls `f` until the buffer it sized is big enough (`ERANGE` means it grew meanwhile).
+/// Reads a variable-size xattr value or list: `query` asks the size, `fill` reads into a
+/// buffer of that size (retried if it grew meanwhile). `None` when absent or unsupported.
 fn sized_read(
-    mut query: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+    mut query: impl FnMut() -> rustix::io::Result<usize>,
+    mut fill: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
 ) -> io::Result<Option<Vec<u8>>> {
     loop {
-        let n = match query(&mut []) {
+        let n = match query() {
             Ok(n) => n,
             Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        if n == 0 {
+            return Ok(Some(Vec::new()));
+        }
         let mut buf = vec![0u8; n];
-        match query(&mut buf[..]) {
+        match fill(&mut buf[..]) {
             Ok(m) => {
                 buf.truncate(m);
                 return Ok(Some(buf));
@@ -222,11 +227,12 @@ fn sized_read(
 
 /// All xattrs of `name` in `dir` (not following symlinks), sorted by key.
 pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use rustix::fs as f;
     let selfd = if is_self(name) { Some(reopen_self(dir)?) } else { None };
     let path = proc_path(dir, name);
     let keys = match &selfd {
-        Some(fd) => sized_read(|b| rustix::fs::flistxattr(fd, b))?,
-        None => sized_read(|b| rustix::fs::llistxattr(&path, b))?,
+        Some(fd) => sized_read(|| f::flistxattr_query(fd), |b| f::flistxattr(fd, b))?,
+        None => sized_read(|| f::llistxattr_query(&path), |b| f::llistxattr(&path, b))?,
     };
     let Some(keys) = keys else {
         return Ok(Vec::new());
@@ -235,8 +241,8 @@ pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(
     for key in keys.split(|b| *b == 0).filter(|k| !k.is_empty()) {
         let k = cstr(key)?;
         let v = match &selfd {
-            Some(fd) => sized_read(|b| rustix::fs::fgetxattr(fd, &k, b))?,
-            None => sized_read(|b| rustix::fs::lgetxattr(&path, &k, b))?,
+            Some(fd) => sized_read(|| f::fgetxattr_query(fd, &k), |b| f::fgetxattr(fd, &k, b))?,
+            None => sized_read(|| f::lgetxattr_query(&path, &k), |b| f::lgetxattr(&path, &k, b))?,
         };
         if let Some(v) = v {
             out.push((key.to_vec(), v));
@@ -248,13 +254,14 @@ pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(
 
 /// One xattr of `name` in `dir`, `None` if it is not set.
 pub(crate) fn get_xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &str) -> io::Result<Option<Vec<u8>>> {
+    use rustix::fs as f;
     let k = cstr(key.as_bytes())?;
     if is_self(name) {
         let fd = reopen_self(dir)?;
-        return sized_read(|b| rustix::fs::fgetxattr(&fd, &k, b));
+        return sized_read(|| f::fgetxattr_query(&fd, &k), |b| f::fgetxattr(&fd, &k, b));
     }
     let path = proc_path(dir, name);
-    sized_read(|b| rustix::fs::lgetxattr(&path, &k, b))
+    sized_read(|| f::lgetxattr_query(&path, &k), |b| f::lgetxattr(&path, &k, b))
 }
 
 /// Sets one xattr on `name` in `dir` without following a symlink.
