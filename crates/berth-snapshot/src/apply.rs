@@ -123,7 +123,11 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Resu
 
 /// Applies the layer read from `reader` onto the full tree `dest` (the copy driver):
 /// whiteouts delete, opaque markers empty their directory of older content.
-pub fn apply_layer_copy<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Result<AppliedLayer> {
+pub fn apply_layer_copy<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<AppliedLayer> {
     apply(reader, dest, opts, Format::Copy)
 }
 
@@ -138,8 +142,14 @@ const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 /// Other `.wh..wh.` names are AUFS bookkeeping and are skipped, as Docker does.
 const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
 
-fn apply<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions, format: Format) -> Result<AppliedLayer> {
-    let root = fsutil::open_dir_path(dest).ctx(|| format!("opening layer target {}", dest.display()))?;
+fn apply<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &ApplyOptions,
+    format: Format,
+) -> Result<AppliedLayer> {
+    let root =
+        fsutil::open_dir_path(dest).ctx(|| format!("opening layer target {}", dest.display()))?;
     let ctally: SharedTally = Rc::default();
     let mut raw = HashReader::new(reader, ctally.clone());
     let mut head = Vec::with_capacity(16);
@@ -153,7 +163,8 @@ fn apply<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions, format: Format) -
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(input).map_err(|e| Error::Archive(format!("zstd: {e}")))?,
+            zstd::stream::read::Decoder::new(input)
+                .map_err(|e| Error::Archive(format!("zstd: {e}")))?,
         ),
     };
     let ttally: SharedTally = Rc::default();
@@ -220,9 +231,13 @@ fn detect(head: &[u8]) -> Result<Compression> {
         && head.starts_with(b"BZh")
         && head[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
     {
-        Err(Error::Archive("bzip2-compressed layers are not supported".into()))
+        Err(Error::Archive(
+            "bzip2-compressed layers are not supported".into(),
+        ))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Err(Error::Archive("xz-compressed layers are not supported".into()))
+        Err(Error::Archive(
+            "xz-compressed layers are not supported".into(),
+        ))
     } else {
         Ok(Compression::None)
     }
@@ -242,6 +257,21 @@ pub(crate) fn normalize(raw: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String>
         }
     }
     Ok(out)
+}
+
+/// A path from an archive, for messages: lossy UTF-8, and at most about 200 characters
+/// (the start and the end) however long the archive made it.
+fn display_path(p: &[u8]) -> String {
+    const KEEP: usize = 96;
+    if p.len() <= 2 * KEEP + 8 {
+        return String::from_utf8_lossy(p).into_owned();
+    }
+    format!(
+        "{}…({} bytes)…{}",
+        String::from_utf8_lossy(&p[..KEEP]),
+        p.len(),
+        String::from_utf8_lossy(&p[p.len() - KEEP..])
+    )
 }
 
 fn join(comps: &[Vec<u8>]) -> Vec<u8> {
@@ -277,7 +307,11 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, i64)> {
         nanos += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
     }
     if neg {
-        if nanos > 0 { Some((-secs - 1, 1_000_000_000 - nanos)) } else { Some((-secs, 0)) }
+        if nanos > 0 {
+            Some((-secs - 1, 1_000_000_000 - nanos))
+        } else {
+            Some((-secs, 0))
+        }
     } else {
         Some((secs, nanos))
     }
@@ -293,6 +327,9 @@ struct EntryMeta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A directory (as path components) and the atime and mtime it gets once the layer is done.
+type DirTimes = (Vec<Vec<u8>>, (i64, i64), (i64, i64));
+
 struct Applier<'a> {
     root: OwnedFd,
     opts: &'a ApplyOptions,
@@ -301,7 +338,7 @@ struct Applier<'a> {
     /// Normalised paths this layer has created (and not since deleted).
     written: BTreeSet<Vec<u8>>,
     /// Directories whose times are set at the end, after their contents are written.
-    dir_times: Vec<(Vec<Vec<u8>>, (i64, i64), (i64, i64))>,
+    dir_times: Vec<DirTimes>,
     bytes: u64,
     entries: u64,
     buf: Vec<u8>,
@@ -314,13 +351,13 @@ impl Applier<'_> {
             return Ok(());
         }
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = display_path(&raw);
         let err = |reason: String| Error::entry(shown.clone(), reason);
         self.entries += 1;
-        if let Some(max) = self.opts.max_entries {
-            if self.entries > max {
-                return Err(err(format!("the layer has more than {max} entries")));
-            }
+        if let Some(max) = self.opts.max_entries
+            && self.entries > max
+        {
+            return Err(err(format!("the layer has more than {max} entries")));
         }
         let comps = normalize(&raw).map_err(&err)?;
         let meta = self.entry_meta(entry).map_err(&err)?;
@@ -330,7 +367,8 @@ impl Applier<'_> {
             if !et.is_dir() {
                 return Err(err("names the layer root but is not a directory".into()));
             }
-            self.set_meta(self.root.as_fd(), OsStr::new("."), &meta, Kind::Dir, None).map_err(&err)?;
+            self.set_meta(self.root.as_fd(), OsStr::new("."), &meta, Kind::Dir, None)
+                .map_err(&err)?;
             self.dir_times.push((Vec::new(), meta.atime, meta.mtime));
             return Ok(());
         };
@@ -339,9 +377,12 @@ impl Applier<'_> {
             return self.whiteout(parent, base, &meta, &shown);
         }
 
-        let pfd = self.parent_dir(parent, true, &shown)?.ok_or_else(|| err("parent missing".into()))?;
+        let pfd = self
+            .parent_dir(parent, true, &shown)?
+            .ok_or_else(|| err("parent missing".into()))?;
         let name = os(base);
-        let existing = fsutil::stat_at_opt(pfd.as_fd(), name).map_err(|e| err(format!("stat: {e}")))?;
+        let existing =
+            fsutil::stat_at_opt(pfd.as_fd(), name).map_err(|e| err(format!("stat: {e}")))?;
         let keep_dir = et.is_dir() && existing.is_some_and(|m| m.is_dir());
         if existing.is_some() && !keep_dir && !et.is_hard_link() {
             fsutil::remove_all_at(pfd.as_fd(), name).map_err(|e| err(format!("replacing: {e}")))?;
@@ -361,14 +402,17 @@ impl Applier<'_> {
                     Mode::empty(),
                 )
                 .map_err(|e| err(format!("opening directory: {e}")))?;
-                self.set_meta(p, name, &meta, Kind::Dir, Some(dfd.as_fd())).map_err(&err)?;
+                self.set_meta(p, name, &meta, Kind::Dir, Some(dfd.as_fd()))
+                    .map_err(&err)?;
                 self.dir_times.push((comps.clone(), meta.atime, meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
                 let file = self.write_file(p, name, entry, size).map_err(&err)?;
-                self.set_meta(p, name, &meta, Kind::File, Some(file.as_fd())).map_err(&err)?;
-                fsutil::set_times(p, name, meta.atime, meta.mtime).map_err(|e| err(format!("times: {e}")))?;
+                self.set_meta(p, name, &meta, Kind::File, Some(file.as_fd()))
+                    .map_err(&err)?;
+                fsutil::set_times(p, name, meta.atime, meta.mtime)
+                    .map_err(|e| err(format!("times: {e}")))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -378,9 +422,12 @@ impl Applier<'_> {
                 if target.is_empty() || target.contains(&0) {
                     return Err(err("symlink target is empty or has a NUL byte".into()));
                 }
-                rustix::fs::symlinkat(os(&target), p, name).map_err(|e| err(format!("symlink: {e}")))?;
-                self.set_meta(p, name, &meta, Kind::Symlink, None).map_err(&err)?;
-                fsutil::set_times(p, name, meta.atime, meta.mtime).map_err(|e| err(format!("times: {e}")))?;
+                rustix::fs::symlinkat(os(&target), p, name)
+                    .map_err(|e| err(format!("symlink: {e}")))?;
+                self.set_meta(p, name, &meta, Kind::Symlink, None)
+                    .map_err(&err)?;
+                fsutil::set_times(p, name, meta.atime, meta.mtime)
+                    .map_err(|e| err(format!("times: {e}")))?;
             }
             tar::EntryType::Link => {
                 self.hardlink(entry, &comps, p, name, existing.is_some(), &shown)?;
@@ -395,19 +442,27 @@ impl Applier<'_> {
                     0
                 } else {
                     if !self.opts.devices {
-                        return Err(err("device nodes are not allowed here (not running as root)".into()));
+                        return Err(err(
+                            "device nodes are not allowed here (not running as root)".into(),
+                        ));
                     }
                     let h = entry.header();
                     let major = h.device_major().ok().flatten().unwrap_or(0);
                     let minor = h.device_minor().ok().flatten().unwrap_or(0);
                     rustix::fs::makedev(major, minor)
                 };
-                fsutil::mknod_at(p, name, kind, 0o600, rdev).map_err(|e| err(format!("mknod: {e}")))?;
-                self.set_meta(p, name, &meta, Kind::Node, None).map_err(&err)?;
-                fsutil::set_times(p, name, meta.atime, meta.mtime).map_err(|e| err(format!("times: {e}")))?;
+                fsutil::mknod_at(p, name, kind, 0o600, rdev)
+                    .map_err(|e| err(format!("mknod: {e}")))?;
+                self.set_meta(p, name, &meta, Kind::Node, None)
+                    .map_err(&err)?;
+                fsutil::set_times(p, name, meta.atime, meta.mtime)
+                    .map_err(|e| err(format!("times: {e}")))?;
             }
             other => {
-                return Err(err(format!("unsupported entry type {:?}", other.as_byte() as char)));
+                return Err(err(format!(
+                    "unsupported entry type {:?}",
+                    other.as_byte() as char
+                )));
             }
         }
         self.written.insert(join(&comps));
@@ -415,9 +470,15 @@ impl Applier<'_> {
     }
 
     /// Owner, mode, times and xattrs of an entry from its header and PAX records.
-    fn entry_meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> std::result::Result<EntryMeta, String> {
+    fn entry_meta<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> std::result::Result<EntryMeta, String> {
         let mut pax = Pax::default();
-        if let Some(exts) = entry.pax_extensions().map_err(|e| format!("pax header: {e}"))? {
+        if let Some(exts) = entry
+            .pax_extensions()
+            .map_err(|e| format!("pax header: {e}"))?
+        {
             for ext in exts {
                 let ext = ext.map_err(|e| format!("pax header: {e}"))?;
                 let key = ext.key_bytes();
@@ -444,7 +505,10 @@ impl Applier<'_> {
         let (uid, gid) = self.map_ids(uid, gid)?;
         let mtime = match pax.mtime {
             Some(t) => t,
-            None => (i64::try_from(h.mtime().map_err(|e| format!("mtime: {e}"))?).unwrap_or(i64::MAX), 0),
+            None => (
+                i64::try_from(h.mtime().map_err(|e| format!("mtime: {e}"))?).unwrap_or(i64::MAX),
+                0,
+            ),
         };
         Ok(EntryMeta {
             uid,
@@ -463,7 +527,10 @@ impl Applier<'_> {
             None => Ok((uid, gid)),
             Some(s) => {
                 if uid >= s.size || gid >= s.size {
-                    return Err(format!("owner {uid}:{gid} is outside the mapped id range (size {})", s.size));
+                    return Err(format!(
+                        "owner {uid}:{gid} is outside the mapped id range (size {})",
+                        s.size
+                    ));
                 }
                 let u = s.uid.checked_add(uid).ok_or("shifted uid overflows")?;
                 let g = s.gid.checked_add(gid).ok_or("shifted gid overflows")?;
@@ -522,13 +589,13 @@ impl Applier<'_> {
         data: &mut R,
         size: u64,
     ) -> std::result::Result<File, String> {
-        if let Some(max) = self.opts.max_bytes {
-            if self.bytes.saturating_add(size) > max {
-                return Err(format!(
-                    "{size} bytes would exceed the layer's byte budget ({max} bytes, {} used)",
-                    self.bytes
-                ));
-            }
+        if let Some(max) = self.opts.max_bytes
+            && self.bytes.saturating_add(size) > max
+        {
+            return Err(format!(
+                "{size} bytes would exceed the layer's byte budget ({max} bytes, {} used)",
+                self.bytes
+            ));
         }
         self.bytes = self.bytes.saturating_add(size);
         let fd = rustix::fs::openat(
@@ -542,10 +609,13 @@ impl Applier<'_> {
         let mut off = 0u64;
         const BLOCK: usize = 4096;
         while off < size {
-            let want = usize::try_from((size - off).min(self.buf.len() as u64)).unwrap_or(self.buf.len());
+            let want =
+                usize::try_from((size - off).min(self.buf.len() as u64)).unwrap_or(self.buf.len());
             let n = match data.read(&mut self.buf[..want]) {
                 Ok(0) => {
-                    return Err(format!("archive ends inside the entry's data ({off} of {size} bytes)"));
+                    return Err(format!(
+                        "archive ends inside the entry's data ({off} of {size} bytes)"
+                    ));
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -574,7 +644,8 @@ impl Applier<'_> {
             }
             off += n as u64;
         }
-        file.set_len(size).map_err(|e| format!("setting size: {e}"))?;
+        file.set_len(size)
+            .map_err(|e| format!("setting size: {e}"))?;
         Ok(file)
     }
 
@@ -592,7 +663,7 @@ impl Applier<'_> {
             .link_name_bytes()
             .ok_or_else(|| err("hardlink without a target".into()))?
             .into_owned();
-        let tshown = String::from_utf8_lossy(&raw).into_owned();
+        let tshown = display_path(&raw);
         let t = normalize(&raw).map_err(|r| err(format!("hardlink target {tshown:?}: {r}")))?;
         let Some((tbase, tparent)) = t.split_last() else {
             return Err(err("hardlink to the layer root".into()));
@@ -601,7 +672,9 @@ impl Applier<'_> {
             return Err(err("hardlink to itself".into()));
         }
         if !self.written.contains(&join(&t)) {
-            return Err(err(format!("hardlink target {tshown:?} is not an earlier entry of this layer")));
+            return Err(err(format!(
+                "hardlink target {tshown:?} is not an earlier entry of this layer"
+            )));
         }
         let tp = self
             .parent_dir(tparent, false, shown)?
@@ -620,14 +693,27 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn whiteout(&mut self, parent: &[Vec<u8>], base: &[u8], meta: &EntryMeta, shown: &str) -> Result<()> {
+    fn whiteout(
+        &mut self,
+        parent: &[Vec<u8>],
+        base: &[u8],
+        meta: &EntryMeta,
+        shown: &str,
+    ) -> Result<()> {
         let err = |reason: String| Error::entry(shown.to_string(), reason);
         if base == OPAQUE_MARKER {
             match self.format {
                 Format::Overlay => {
-                    let d = self.parent_dir(parent, true, shown)?.ok_or_else(|| err("parent missing".into()))?;
-                    fsutil::set_xattr(d.as_fd(), OsStr::new("."), fsutil::OPAQUE_XATTR.as_bytes(), b"y")
-                        .map_err(|e| err(format!("marking directory opaque: {e}")))?;
+                    let d = self
+                        .parent_dir(parent, true, shown)?
+                        .ok_or_else(|| err("parent missing".into()))?;
+                    fsutil::set_xattr(
+                        d.as_fd(),
+                        OsStr::new("."),
+                        fsutil::OPAQUE_XATTR.as_bytes(),
+                        b"y",
+                    )
+                    .map_err(|e| err(format!("marking directory opaque: {e}")))?;
                 }
                 Format::Copy => {
                     if let Some(d) = self.parent_dir(parent, false, shown)? {
@@ -635,7 +721,8 @@ impl Applier<'_> {
                         if !prefix.is_empty() {
                             prefix.push(b'/');
                         }
-                        self.prune(d.as_fd(), &prefix).map_err(|e| err(format!("emptying opaque directory: {e}")))?;
+                        self.prune(d.as_fd(), &prefix)
+                            .map_err(|e| err(format!("emptying opaque directory: {e}")))?;
                     }
                 }
             }
@@ -652,8 +739,11 @@ impl Applier<'_> {
         let name = os(target);
         match self.format {
             Format::Overlay => {
-                let d = self.parent_dir(parent, true, shown)?.ok_or_else(|| err("parent missing".into()))?;
-                fsutil::remove_all_at(d.as_fd(), name).map_err(|e| err(format!("replacing: {e}")))?;
+                let d = self
+                    .parent_dir(parent, true, shown)?
+                    .ok_or_else(|| err("parent missing".into()))?;
+                fsutil::remove_all_at(d.as_fd(), name)
+                    .map_err(|e| err(format!("replacing: {e}")))?;
                 fsutil::mknod_at(d.as_fd(), name, fsutil::S_IFCHR, 0, 0)
                     .map_err(|e| err(format!("creating whiteout: {e}")))?;
                 rustix::fs::chownat(
@@ -667,7 +757,8 @@ impl Applier<'_> {
             }
             Format::Copy => {
                 if let Some(d) = self.parent_dir(parent, false, shown)? {
-                    fsutil::remove_all_at(d.as_fd(), name).map_err(|e| err(format!("deleting: {e}")))?;
+                    fsutil::remove_all_at(d.as_fd(), name)
+                        .map_err(|e| err(format!("deleting: {e}")))?;
                 }
             }
         }
@@ -703,7 +794,10 @@ impl Applier<'_> {
         }
         let mut pre = path.to_vec();
         pre.push(b'/');
-        self.written.range(pre.clone()..).next().is_some_and(|p| p.starts_with(&pre))
+        self.written
+            .range(pre.clone()..)
+            .next()
+            .is_some_and(|p| p.starts_with(&pre))
     }
 
     /// Copy format, opaque directory: removes everything below `dir` this layer did not write.
@@ -733,23 +827,35 @@ impl Applier<'_> {
     /// Resolves `path` inside the target, symlinks followed as if the target were `/`.
     fn resolve(&self, path: &[u8]) -> io::Result<OwnedFd> {
         let root = pathrs::RootRef::from_fd(self.root.as_fd());
-        root.resolve(os(path)).map(OwnedFd::from).map_err(crate::error::pathrs_io)
+        root.resolve(os(path))
+            .map(OwnedFd::from)
+            .map_err(crate::error::pathrs_io)
     }
 
     /// The directory holding an entry, resolved inside the target. Missing directories are
     /// created when `create` (with metadata from the lower layers); otherwise `None`.
-    fn parent_dir(&mut self, comps: &[Vec<u8>], create: bool, shown: &str) -> Result<Option<OwnedFd>> {
+    fn parent_dir(
+        &mut self,
+        comps: &[Vec<u8>],
+        create: bool,
+        shown: &str,
+    ) -> Result<Option<OwnedFd>> {
         let err = |reason: String| Error::entry(shown.to_string(), reason);
         if comps.is_empty() {
-            let fd = rustix::io::fcntl_dupfd_cloexec(&self.root, 0).map_err(|e| err(format!("dup: {e}")))?;
+            let fd = rustix::io::fcntl_dupfd_cloexec(&self.root, 0)
+                .map_err(|e| err(format!("dup: {e}")))?;
             return Ok(Some(fd));
         }
         let path = join(comps);
         match self.resolve(&path) {
             Ok(fd) => {
-                let m = fsutil::stat_fd(fd.as_fd()).map_err(|e| err(format!("stat parent: {e}")))?;
+                let m =
+                    fsutil::stat_fd(fd.as_fd()).map_err(|e| err(format!("stat parent: {e}")))?;
                 if !m.is_dir() {
-                    return Err(err(format!("parent {:?} is not a directory", String::from_utf8_lossy(&path))));
+                    return Err(err(format!(
+                        "parent {:?} is not a directory",
+                        display_path(&path)
+                    )));
                 }
                 Ok(Some(fd))
             }
@@ -762,21 +868,26 @@ impl Applier<'_> {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(err(format!(
                 "a parent in {:?} is not a directory",
-                String::from_utf8_lossy(&path)
+                display_path(&path)
             ))),
-            Err(e) => Err(err(format!("resolving parent {:?}: {e}", String::from_utf8_lossy(&path)))),
+            Err(e) => Err(err(format!(
+                "resolving parent {:?}: {e}",
+                display_path(&path)
+            ))),
         }
     }
 
     fn create_parents(&mut self, comps: &[Vec<u8>], shown: &str) -> Result<OwnedFd> {
         let err = |reason: String| Error::entry(shown.to_string(), reason);
-        let mut cur = rustix::io::fcntl_dupfd_cloexec(&self.root, 0).map_err(|e| err(format!("dup: {e}")))?;
+        let mut cur =
+            rustix::io::fcntl_dupfd_cloexec(&self.root, 0).map_err(|e| err(format!("dup: {e}")))?;
         for i in 0..comps.len() {
             let prefix = join(&comps[..=i]);
-            let pshown = String::from_utf8_lossy(&prefix).into_owned();
+            let pshown = display_path(&prefix);
             match self.resolve(&prefix) {
                 Ok(fd) => {
-                    let m = fsutil::stat_fd(fd.as_fd()).map_err(|e| err(format!("stat {pshown:?}: {e}")))?;
+                    let m = fsutil::stat_fd(fd.as_fd())
+                        .map_err(|e| err(format!("stat {pshown:?}: {e}")))?;
                     if !m.is_dir() {
                         return Err(err(format!("parent {pshown:?} is not a directory")));
                     }
@@ -810,9 +921,12 @@ impl Applier<'_> {
                     rustix::fs::chmodat(&cur, name, Mode::from_raw_mode(mode), AtFlags::empty())
                         .map_err(|e| err(format!("chmod parent {pshown:?}: {e}")))?;
                     if let Some(m) = lower {
-                        self.dir_times.push((comps[..=i].to_vec(), m.atime, m.mtime));
+                        self.dir_times
+                            .push((comps[..=i].to_vec(), m.atime, m.mtime));
                     }
-                    cur = self.resolve(&prefix).map_err(|e| err(format!("opening parent {pshown:?}: {e}")))?;
+                    cur = self
+                        .resolve(&prefix)
+                        .map_err(|e| err(format!("opening parent {pshown:?}: {e}")))?;
                 }
                 Err(e) => return Err(err(format!("resolving parent {pshown:?}: {e}"))),
             }
@@ -833,7 +947,7 @@ impl Applier<'_> {
     fn finish(&mut self) -> Result<()> {
         let times = std::mem::take(&mut self.dir_times);
         for (comps, atime, mtime) in times {
-            let shown = String::from_utf8_lossy(&join(&comps)).into_owned();
+            let shown = display_path(&join(&comps));
             let Some((base, parent)) = comps.split_last() else {
                 fsutil::set_times(self.root.as_fd(), OsStr::new("."), atime, mtime)
                     .map_err(|e| Error::entry(shown.clone(), format!("times: {e}")))?;
@@ -868,8 +982,14 @@ mod tests {
 
     #[test]
     fn normalize_paths() {
-        assert_eq!(normalize(b"./a//b/").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(normalize(b"/etc/passwd").unwrap(), vec![b"etc".to_vec(), b"passwd".to_vec()]);
+        assert_eq!(
+            normalize(b"./a//b/").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            normalize(b"/etc/passwd").unwrap(),
+            vec![b"etc".to_vec(), b"passwd".to_vec()]
+        );
         assert!(normalize(b"a/../b").is_err());
         assert!(normalize(b"a\0b").is_err());
         assert!(normalize(b"./").unwrap().is_empty());
@@ -877,7 +997,10 @@ mod tests {
 
     #[test]
     fn pax_times() {
-        assert_eq!(parse_pax_time(b"1700000000.5"), Some((1700000000, 500_000_000)));
+        assert_eq!(
+            parse_pax_time(b"1700000000.5"),
+            Some((1700000000, 500_000_000))
+        );
         assert_eq!(parse_pax_time(b"12"), Some((12, 0)));
         assert_eq!(parse_pax_time(b"-1.25"), Some((-2, 750_000_000)));
         assert_eq!(parse_pax_time(b"x"), None);
@@ -886,7 +1009,10 @@ mod tests {
     #[test]
     fn detects_compression() {
         assert_eq!(detect(&[0x1f, 0x8b, 8]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(), Compression::Zstd);
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(),
+            Compression::Zstd
+        );
         assert_eq!(detect(b"etc/").unwrap(), Compression::None);
         assert!(detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]).is_err());
     }

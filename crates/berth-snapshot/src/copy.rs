@@ -20,6 +20,8 @@ use rustix::fs::{AtFlags, Gid, Mode, OFlags, SeekFrom, Uid};
 use crate::error::{Context, Result};
 use crate::fsutil::{self, Descend, Meta};
 
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Copies the contents (and the root's own metadata) of `src` into the existing, empty
 /// directory `dst`.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
@@ -28,7 +30,7 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let d = fsutil::open_dir_path(dst).ctx(what)?;
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let root_meta = fsutil::stat_fd(s.as_fd()).ctx(what)?;
-    let mut dirs: Vec<(PathBuf, Meta, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    let mut dirs: Vec<(PathBuf, Meta, Xattrs)> = Vec::new();
     let root_x = fsutil::list_xattrs(s.as_fd(), OsStr::new(".")).ctx(what)?;
     dirs.push((PathBuf::new(), root_meta, root_x));
     // The destination directory of the entries being visited, kept across siblings.
@@ -37,7 +39,10 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         let parent = v.rel.parent().unwrap_or(Path::new(""));
         let dd = match cur.take() {
             Some((p, fd)) if p == parent => (p, fd),
-            _ => (parent.to_path_buf(), fsutil::open_dir_beneath(d.as_fd(), parent)?),
+            _ => (
+                parent.to_path_buf(),
+                fsutil::open_dir_beneath(d.as_fd(), parent)?,
+            ),
         };
         let out = dd.1.as_fd();
         let m = v.meta;
@@ -67,7 +72,11 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
                 let df = File::from(rustix::fs::openat(
                     out,
                     v.name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?);
                 copy_data(&sf, &df, m.size)?;
@@ -98,7 +107,12 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 
 /// Owner, then mode (chown clears setuid), then xattrs (chown clears file capabilities),
 /// then times. Never follows a symlink.
-fn set_meta(dir: BorrowedFd<'_>, name: &OsStr, m: &Meta, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+fn set_meta(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    m: &Meta,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+) -> io::Result<()> {
     rustix::fs::chownat(
         dir,
         name,
@@ -134,7 +148,9 @@ fn copy_data(src: &File, dst: &File, size: u64) -> io::Result<()> {
         if data >= size {
             break;
         }
-        let hole = rustix::fs::seek(src, SeekFrom::Hole(data)).unwrap_or(size).min(size);
+        let hole = rustix::fs::seek(src, SeekFrom::Hole(data))
+            .unwrap_or(size)
+            .min(size);
         copy_range(src, dst, data, hole - data.min(hole))?;
         off = hole.max(data + 1);
     }
@@ -187,14 +203,31 @@ mod tests {
         std::os::unix::fs::symlink("/nonexistent", s.join("l")).unwrap();
         let sp = File::create(s.join("sparse")).unwrap();
         sp.write_all_at(b"end", 1 << 30).unwrap();
-        std::fs::set_permissions(s.join("sub/f"), std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+        std::fs::set_permissions(
+            s.join("sub/f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+        )
+        .unwrap();
         copy_tree(&s, &d).unwrap();
         assert_eq!(std::fs::read(d.join("h")).unwrap(), b"hello");
-        assert_eq!(std::fs::metadata(d.join("h")).unwrap().ino(), std::fs::metadata(d.join("sub/f")).unwrap().ino());
-        assert_eq!(std::fs::metadata(d.join("sub/f")).unwrap().mode() & 0o7777, 0o4755);
-        assert_eq!(std::fs::read_link(d.join("l")).unwrap(), Path::new("/nonexistent"));
+        assert_eq!(
+            std::fs::metadata(d.join("h")).unwrap().ino(),
+            std::fs::metadata(d.join("sub/f")).unwrap().ino()
+        );
+        assert_eq!(
+            std::fs::metadata(d.join("sub/f")).unwrap().mode() & 0o7777,
+            0o4755
+        );
+        assert_eq!(
+            std::fs::read_link(d.join("l")).unwrap(),
+            Path::new("/nonexistent")
+        );
         let m = std::fs::metadata(d.join("sparse")).unwrap();
         assert_eq!(m.len(), (1 << 30) + 3);
-        assert!(m.blocks() < 1024, "sparse file was filled: {} blocks", m.blocks());
+        assert!(
+            m.blocks() < 1024,
+            "sparse file was filled: {} blocks",
+            m.blocks()
+        );
     }
 }

@@ -85,7 +85,9 @@ impl LowerStack {
     pub(crate) fn open(dirs: &[PathBuf]) -> Result<Self> {
         let layers = dirs
             .iter()
-            .map(|d| fsutil::open_dir_path(d).ctx(|| format!("opening lower layer {}", d.display())))
+            .map(|d| {
+                fsutil::open_dir_path(d).ctx(|| format!("opening lower layer {}", d.display()))
+            })
             .collect::<Result<_>>()?;
         Ok(LowerStack { layers })
     }
@@ -155,10 +157,10 @@ impl LowerStack {
                 if !seen.insert(n.clone()) {
                     continue;
                 }
-                if let Some(m) = fsutil::stat_at_opt(d.as_fd(), &n)? {
-                    if !m.is_whiteout() {
-                        out.insert(n);
-                    }
+                if let Some(m) = fsutil::stat_at_opt(d.as_fd(), &n)?
+                    && !m.is_whiteout()
+                {
+                    out.insert(n);
                 }
             }
         }
@@ -181,12 +183,22 @@ pub fn changes(lowers: &[PathBuf], upper: &Path) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     fsutil::walk(up.as_fd(), Path::new(""), &mut |v| {
         if v.meta.is_whiteout() {
-            out.push(Change { kind: ChangeKind::Delete, path: slash(v.rel) });
+            out.push(Change {
+                kind: ChangeKind::Delete,
+                path: slash(v.rel),
+            });
             return Ok(Descend::No);
         }
         let lower = stack.lookup(v.rel)?;
-        let kind = if lower.is_some() { ChangeKind::Modify } else { ChangeKind::Add };
-        out.push(Change { kind, path: slash(v.rel) });
+        let kind = if lower.is_some() {
+            ChangeKind::Modify
+        } else {
+            ChangeKind::Add
+        };
+        out.push(Change {
+            kind,
+            path: slash(v.rel),
+        });
         if v.meta.is_dir() && lower.is_some_and(|m| m.is_dir()) && is_opaque(v.dir, v.name)? {
             // Everything the lowers had here is gone, except what the upper re-created.
             let present: HashSet<OsString> = {
@@ -195,7 +207,10 @@ pub fn changes(lowers: &[PathBuf], upper: &Path) -> Result<Vec<Change>> {
             };
             for n in stack.list(v.rel)? {
                 if !present.contains(&n) {
-                    out.push(Change { kind: ChangeKind::Delete, path: slash(&v.rel.join(&n)) });
+                    out.push(Change {
+                        kind: ChangeKind::Delete,
+                        path: slash(&v.rel.join(&n)),
+                    });
                 }
             }
         }
@@ -215,7 +230,10 @@ pub fn changes_naive(lower: Option<&Path>, upper: &Path) -> Result<Vec<Change>> 
     let raw = naive(lower, upper)?;
     let mut out: Vec<Change> = raw
         .into_iter()
-        .map(|(kind, rel)| Change { kind, path: slash(&rel) })
+        .map(|(kind, rel)| Change {
+            kind,
+            path: slash(&rel),
+        })
         .collect();
     sort_changes(&mut out);
     Ok(out)
@@ -228,8 +246,13 @@ fn naive(lower: Option<&Path>, upper: &Path) -> Result<Vec<(ChangeKind, PathBuf)
         .map(|l| fsutil::open_dir_path(l).ctx(|| format!("opening {}", l.display())))
         .transpose()?;
     let mut out = Vec::new();
-    naive_dir(low.as_ref().map(|f| f.as_fd()), up.as_fd(), Path::new(""), &mut out)
-        .ctx(|| format!("comparing {} with its parent", upper.display()))?;
+    naive_dir(
+        low.as_ref().map(|f| f.as_fd()),
+        up.as_fd(),
+        Path::new(""),
+        &mut out,
+    )
+    .ctx(|| format!("comparing {} with its parent", upper.display()))?;
     Ok(out)
 }
 
@@ -307,7 +330,13 @@ fn add_all(up: BorrowedFd<'_>, rel: &Path, out: &mut Vec<(ChangeKind, PathBuf)>)
     })
 }
 
-fn meta_differs(ld: BorrowedFd<'_>, lm: &Meta, ud: BorrowedFd<'_>, um: &Meta, name: &OsStr) -> io::Result<bool> {
+fn meta_differs(
+    ld: BorrowedFd<'_>,
+    lm: &Meta,
+    ud: BorrowedFd<'_>,
+    um: &Meta,
+    name: &OsStr,
+) -> io::Result<bool> {
     if lm.mode != um.mode || lm.uid != um.uid || lm.gid != um.gid || lm.rdev != um.rdev {
         return Ok(true);
     }
@@ -349,7 +378,10 @@ pub fn write_diff<W: Write>(lowers: &[PathBuf], upper: &Path, w: W) -> Result<Di
                 v.rel.display()
             )));
         }
-        let opaque = v.meta.is_dir() && xattrs.iter().any(|(k, val)| k == fsutil::OPAQUE_XATTR.as_bytes() && val == b"y");
+        let opaque = v.meta.is_dir()
+            && xattrs
+                .iter()
+                .any(|(k, val)| k == fsutil::OPAQUE_XATTR.as_bytes() && val == b"y");
         t.object(v.dir, v.name, v.rel, &v.meta, &xattrs)?;
         if opaque {
             t.opaque(v.rel, &v.meta)?;
@@ -372,7 +404,11 @@ pub fn write_diff_naive<W: Write>(lower: Option<&Path>, upper: &Path, w: W) -> R
     let what = || format!("writing the diff of {}", upper.display());
     for (kind, rel) in changes {
         // Parents first.
-        let mut ancestors: Vec<&Path> = rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+        let mut ancestors: Vec<&Path> = rel
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
         ancestors.reverse();
         for a in ancestors {
             if emitted.insert(a.to_path_buf()) {
@@ -401,7 +437,9 @@ pub fn write_diff_naive<W: Write>(lower: Option<&Path>, upper: &Path, w: W) -> R
 
 fn emit_path<W: Write>(t: &mut TarOut<W>, base: BorrowedFd<'_>, rel: &Path) -> io::Result<()> {
     let parent = rel.parent().unwrap_or(Path::new(""));
-    let name = rel.file_name().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let d = fsutil::open_dir_beneath(base, parent)?;
     let m = fsutil::stat_at(d.as_fd(), name)?;
     let x = fsutil::list_xattrs(d.as_fd(), name)?;
@@ -420,10 +458,15 @@ impl<R: Read> Read for Exact<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being archived"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being archived",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -473,20 +516,22 @@ impl<W: Write> TarOut<W> {
             name.fill(0);
             name[..short.len()].copy_from_slice(short);
         }
-        if let Some(l) = link {
-            if h.set_link_name_literal(l).is_err() {
-                pax.push(("linkpath".into(), l.to_vec()));
-            }
+        if let Some(l) = link
+            && h.set_link_name_literal(l).is_err()
+        {
+            pax.push(("linkpath".into(), l.to_vec()));
         }
         for (k, v) in xattrs {
             if k.starts_with(fsutil::OVERLAY_XATTR_PREFIX) {
                 continue;
             }
-            let k = std::str::from_utf8(k).map_err(|_| io::Error::other("xattr name is not UTF-8"))?;
+            let k =
+                std::str::from_utf8(k).map_err(|_| io::Error::other("xattr name is not UTF-8"))?;
             pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
         }
         if !pax.is_empty() {
-            self.b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+            self.b
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
         }
         h.set_cksum();
         self.b.append(&h, data)
@@ -518,11 +563,25 @@ impl<W: Write> TarOut<W> {
                 self.append(h, &p, None, xattrs, io::empty())
             }
             fsutil::S_IFREG => {
-                let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 let f = File::from(fd);
                 let mut h = Self::header(tar::EntryType::Regular, m);
                 h.set_size(m.size);
-                self.append(h, &path, None, xattrs, Exact { inner: f, left: m.size })
+                self.append(
+                    h,
+                    &path,
+                    None,
+                    xattrs,
+                    Exact {
+                        inner: f,
+                        left: m.size,
+                    },
+                )
             }
             fsutil::S_IFLNK => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
@@ -530,7 +589,11 @@ impl<W: Write> TarOut<W> {
                 self.append(h, &path, Some(target.as_bytes()), xattrs, io::empty())
             }
             fsutil::S_IFCHR | fsutil::S_IFBLK => {
-                let kind = if m.kind() == fsutil::S_IFCHR { tar::EntryType::Char } else { tar::EntryType::Block };
+                let kind = if m.kind() == fsutil::S_IFCHR {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                };
                 let mut h = Self::header(kind, m);
                 h.set_device_major(rustix::fs::major(m.rdev as _))?;
                 h.set_device_minor(rustix::fs::minor(m.rdev as _))?;
@@ -549,7 +612,9 @@ impl<W: Write> TarOut<W> {
 
     /// `.wh.<name>` for a deleted `rel` (mode 0600, owner and mtime from `m`, as Docker).
     fn whiteout(&mut self, rel: &Path, m: &Meta) -> io::Result<()> {
-        let name = rel.file_name().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let name = rel
+            .file_name()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut wh = OsString::from(".wh.");
         wh.push(name);
         let p = rel.with_file_name(wh);
@@ -604,9 +669,21 @@ mod tests {
         std::fs::write(l.join("gone"), b"x").unwrap();
         std::fs::write(u.join("new"), b"x").unwrap();
         std::fs::write(u.join("d/added"), b"x").unwrap();
-        let mtime = std::fs::metadata(l.join("d/same")).unwrap().modified().unwrap();
-        std::fs::File::options().write(true).open(u.join("d/same")).unwrap().set_modified(mtime).unwrap();
-        let c: Vec<String> = changes_naive(Some(&l), &u).unwrap().iter().map(|c| c.to_string()).collect();
+        let mtime = std::fs::metadata(l.join("d/same"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(u.join("d/same"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let c: Vec<String> = changes_naive(Some(&l), &u)
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(c, ["C /d", "A /d/added", "D /gone", "A /new"]);
     }
 }

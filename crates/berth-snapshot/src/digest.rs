@@ -12,7 +12,9 @@ use std::rc::Rc;
 use sha2::{Digest as _, Sha256};
 
 /// A `sha256:<64 lower-case hex>` content digest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Digest(String);
 
@@ -22,7 +24,11 @@ impl Digest {
         let hex = s
             .strip_prefix("sha256:")
             .ok_or_else(|| format!("digest {s:?}: only sha256 is supported"))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(format!("digest {s:?}: expected 64 lower-case hex digits"));
         }
         Ok(Digest(s.to_string()))

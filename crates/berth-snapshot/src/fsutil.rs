@@ -124,14 +124,19 @@ pub(crate) fn open_dir_beneath(base: BorrowedFd<'_>, rel: &Path) -> io::Result<O
     if rel.as_os_str().is_empty() {
         return Ok(rustix::fs::openat(base, ".", flags, Mode::empty())?);
     }
-    let resolve =
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOSYS) => open_dir_walk(base, rel, flags),
         Err(rustix::io::Errno::AGAIN) => {
             // openat2 may ask for a retry when a rename raced with the lookup.
-            Ok(rustix::fs::openat2(base, rel, flags, Mode::empty(), resolve)?)
+            Ok(rustix::fs::openat2(
+                base,
+                rel,
+                flags,
+                Mode::empty(),
+                resolve,
+            )?)
         }
         Err(e) => Err(e.into()),
     }
@@ -226,9 +231,16 @@ fn sized_read(
 }
 
 /// All xattrs of `name` in `dir` (not following symlinks), sorted by key.
-pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn list_xattrs(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     use rustix::fs as f;
-    let selfd = if is_self(name) { Some(reopen_self(dir)?) } else { None };
+    let selfd = if is_self(name) {
+        Some(reopen_self(dir)?)
+    } else {
+        None
+    };
     let path = proc_path(dir, name);
     let keys = match &selfd {
         Some(fd) => sized_read(|| f::flistxattr_query(fd), |b| f::flistxattr(fd, b))?,
@@ -242,7 +254,10 @@ pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(
         let k = cstr(key)?;
         let v = match &selfd {
             Some(fd) => sized_read(|| f::fgetxattr_query(fd, &k), |b| f::fgetxattr(fd, &k, b))?,
-            None => sized_read(|| f::lgetxattr_query(&path, &k), |b| f::lgetxattr(&path, &k, b))?,
+            None => sized_read(
+                || f::lgetxattr_query(&path, &k),
+                |b| f::lgetxattr(&path, &k, b),
+            )?,
         };
         if let Some(v) = v {
             out.push((key.to_vec(), v));
@@ -253,7 +268,11 @@ pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(
 }
 
 /// One xattr of `name` in `dir`, `None` if it is not set.
-pub(crate) fn get_xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn get_xattr(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    key: &str,
+) -> io::Result<Option<Vec<u8>>> {
     use rustix::fs as f;
     let k = cstr(key.as_bytes())?;
     if is_self(name) {
@@ -261,23 +280,41 @@ pub(crate) fn get_xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &str) -> io::Res
         return sized_read(|| f::fgetxattr_query(&fd, &k), |b| f::fgetxattr(&fd, &k, b));
     }
     let path = proc_path(dir, name);
-    sized_read(|| f::lgetxattr_query(&path, &k), |b| f::lgetxattr(&path, &k, b))
+    sized_read(
+        || f::lgetxattr_query(&path, &k),
+        |b| f::lgetxattr(&path, &k, b),
+    )
 }
 
 /// Sets one xattr on `name` in `dir` without following a symlink.
-pub(crate) fn set_xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &[u8], value: &[u8]) -> io::Result<()> {
+pub(crate) fn set_xattr(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    key: &[u8],
+    value: &[u8],
+) -> io::Result<()> {
     let k = cstr(key)?;
     if is_self(name) {
         let fd = reopen_self(dir)?;
         rustix::fs::fsetxattr(&fd, &k, value, rustix::fs::XattrFlags::empty())?;
     } else {
-        rustix::fs::lsetxattr(proc_path(dir, name), &k, value, rustix::fs::XattrFlags::empty())?;
+        rustix::fs::lsetxattr(
+            proc_path(dir, name),
+            &k,
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )?;
     }
     Ok(())
 }
 
 /// `utimensat(dir, name, …, AT_SYMLINK_NOFOLLOW)`.
-pub(crate) fn set_times(dir: BorrowedFd<'_>, name: &OsStr, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+pub(crate) fn set_times(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+) -> io::Result<()> {
     let ts = |(s, n): (i64, i64)| Timespec {
         tv_sec: s,
         tv_nsec: n.clamp(0, 999_999_999) as _,
@@ -286,7 +323,11 @@ pub(crate) fn set_times(dir: BorrowedFd<'_>, name: &OsStr, atime: (i64, i64), mt
         last_access: ts(atime),
         last_modification: ts(mtime),
     };
-    let name: &OsStr = if name.is_empty() { OsStr::new(".") } else { name };
+    let name: &OsStr = if name.is_empty() {
+        OsStr::new(".")
+    } else {
+        name
+    };
     rustix::fs::utimensat(dir, name, &t, AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }
@@ -420,10 +461,10 @@ pub(crate) fn path_bytes(p: &Path) -> &[u8] {
 /// fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -432,7 +473,13 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// `mknodat` with an explicit file type.
-pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &OsStr, kind: u32, perm: u32, rdev: u64) -> io::Result<()> {
+pub(crate) fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: u32,
+    perm: u32,
+    rdev: u64,
+) -> io::Result<()> {
     let ft = rustix::fs::FileType::from_raw_mode(kind);
     rustix::fs::mknodat(dir, name, ft, Mode::from_raw_mode(perm & 0o7777), rdev as _)?;
     Ok(())

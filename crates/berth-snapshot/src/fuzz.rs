@@ -17,7 +17,8 @@ pub fn fuzz_apply(data: &[u8]) {
     };
     let base = t.path();
     let canary = base.join("canary");
-    if std::fs::create_dir(&canary).is_err() || std::fs::write(canary.join("c"), b"canary").is_err() {
+    if std::fs::create_dir(&canary).is_err() || std::fs::write(canary.join("c"), b"canary").is_err()
+    {
         return;
     }
     let opts = ApplyOptions {
@@ -46,7 +47,11 @@ pub fn fuzz_apply(data: &[u8]) {
 
 fn check_outside(base: &Path) {
     let mut names: Vec<String> = std::fs::read_dir(base)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names.retain(|n| !n.starts_with("dest"));

@@ -21,7 +21,9 @@ mod mount;
 mod snapshotter;
 
 pub use apply::{AppliedLayer, ApplyOptions, Compression, IdShift, apply_layer, apply_layer_copy};
-pub use diff::{Change, ChangeKind, DiffResult, changes, changes_naive, write_diff, write_diff_naive};
+pub use diff::{
+    Change, ChangeKind, DiffResult, changes, changes_naive, write_diff, write_diff_naive,
+};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use fuzz::fuzz_apply;

@@ -112,8 +112,8 @@ pub fn unmount(target: &Path) -> Result<()> {
 
 /// Whether `target` is currently a mount point (its own entry in `/proc/self/mountinfo`).
 pub fn is_mount_point(target: &Path) -> Result<bool> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .ctx(|| "reading /proc/self/mountinfo")?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "reading /proc/self/mountinfo")?;
     let want = target.as_os_str().as_bytes();
     Ok(info.lines().any(|l| {
         l.split(' ')
@@ -127,7 +127,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -204,9 +207,15 @@ fn parse_options(opts: &[String]) -> Parsed {
             "nodev" => (MountFlags::NODEV, MountAttrFlags::MOUNT_ATTR_NODEV),
             "noexec" => (MountFlags::NOEXEC, MountAttrFlags::MOUNT_ATTR_NOEXEC),
             "noatime" => (MountFlags::NOATIME, MountAttrFlags::MOUNT_ATTR_NOATIME),
-            "nodiratime" => (MountFlags::NODIRATIME, MountAttrFlags::MOUNT_ATTR_NODIRATIME),
+            "nodiratime" => (
+                MountFlags::NODIRATIME,
+                MountAttrFlags::MOUNT_ATTR_NODIRATIME,
+            ),
             "relatime" => (MountFlags::RELATIME, MountAttrFlags::MOUNT_ATTR_RELATIME),
-            "strictatime" => (MountFlags::STRICTATIME, MountAttrFlags::MOUNT_ATTR_STRICTATIME),
+            "strictatime" => (
+                MountFlags::STRICTATIME,
+                MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+            ),
             "suid" | "dev" | "exec" | "atime" | "diratime" | "defaults" => {
                 (MountFlags::empty(), MountAttrFlags::empty())
             }
@@ -239,7 +248,8 @@ fn mount_one(m: &Mount, target: &Path, method: OverlayMethod) -> Result<()> {
     if m.typ == "overlay" {
         return mount_overlay(m, &p, target, method);
     }
-    let data = CString::new(p.data.join(",")).map_err(|_| Error::msg("mount options contain a NUL byte"))?;
+    let data = CString::new(p.data.join(","))
+        .map_err(|_| Error::msg("mount options contain a NUL byte"))?;
     rustix::mount::mount(
         m.source.as_str(),
         target,
@@ -279,11 +289,11 @@ fn mount_bind(m: &Mount, p: &Parsed, target: &Path) -> Result<()> {
                 rustix::mount::mount_bind(src, target).ctx(what)?;
             }
             let extra = p.flags - (MountFlags::BIND | MountFlags::REC);
-            if !extra.is_empty() {
-                if let Err(e) = rustix::mount::mount_remount(target, MountFlags::BIND | extra, "") {
-                    let _ = unmount(target);
-                    return Err(e).ctx(what);
-                }
+            if !extra.is_empty()
+                && let Err(e) = rustix::mount::mount_remount(target, MountFlags::BIND | extra, "")
+            {
+                let _ = unmount(target);
+                return Err(e).ctx(what);
             }
             Ok(())
         }
@@ -322,7 +332,11 @@ fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> io::Result<()
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// An overlay mount's layers, unescaped.
@@ -358,7 +372,9 @@ fn overlay_layers(p: &Parsed) -> Result<OverlayLayers> {
         return Err(Error::msg("overlay mount without a lowerdir"));
     }
     if l.upper.is_some() != l.work.is_some() {
-        return Err(Error::msg("overlay mount needs both upperdir and workdir, or neither"));
+        return Err(Error::msg(
+            "overlay mount needs both upperdir and workdir, or neither",
+        ));
     }
     Ok(l)
 }
@@ -382,12 +398,11 @@ fn mount_overlay(m: &Mount, p: &Parsed, target: &Path, method: OverlayMethod) ->
                 // ENOSYS/EPERM (no new API), EINVAL on `lowerdir+` (kernel < 6.8), or a
                 // kernel that only fails at create time: try mount(2) before giving up.
                 debug!(error = %new_err, "overlay via the new mount API failed, trying mount(2)");
-                let legacy = overlay_legacy(p, &layers, target, false).or_else(|e| {
-                    match e.raw_os_error() {
+                let legacy =
+                    overlay_legacy(p, &layers, target, false).or_else(|e| match e.raw_os_error() {
                         Some(libc::E2BIG) => overlay_legacy(p, &layers, target, true),
                         _ => Err(e),
-                    }
-                });
+                    });
                 legacy.map_err(|e| Error::Io {
                     what: format!("{} (new mount API: {new_err})", what()),
                     err: e,
@@ -410,7 +425,11 @@ fn overlay_new_api(m: &Mount, p: &Parsed, l: &OverlayLayers, target: &Path) -> i
             io::Error::new(io::Error::from(e).kind(), format!("{what}: {e} ({log})"))
         }
     };
-    let source = if m.source.is_empty() { "overlay" } else { m.source.as_str() };
+    let source = if m.source.is_empty() {
+        "overlay"
+    } else {
+        m.source.as_str()
+    };
     if source.len() <= FSCONFIG_STRING_MAX {
         rustix::mount::fsconfig_set_string(&fs, "source", source)
             .map_err(|e| fail(&fs, e, "overlay source"))?;
@@ -456,7 +475,11 @@ fn fsconfig_path(p: &Path) -> io::Result<(String, Option<OwnedFd>)> {
     if esc.len() <= FSCONFIG_STRING_MAX {
         return Ok((esc, None));
     }
-    let fd = rustix::fs::open(p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     Ok((format!("/proc/self/fd/{}", fd.as_raw_fd()), Some(fd)))
 }
 
@@ -499,7 +522,11 @@ fn overlay_legacy(p: &Parsed, l: &OverlayLayers, target: &Path, relative: bool) 
         ));
     }
     let target = std::path::absolute(target)?;
-    let base_fd = rustix::fs::open(&base, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let base_fd = rustix::fs::open(
+        &base,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let flags = p.flags;
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<()> {
@@ -516,7 +543,13 @@ fn overlay_legacy(p: &Parsed, l: &OverlayLayers, target: &Path, relative: bool) 
 
 fn legacy_mount(target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
     let data = CString::new(data).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok(rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str()))?)
+    Ok(rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        flags,
+        Some(data.as_c_str()),
+    )?)
 }
 
 /// The mount(2) data string; with `base`, layer paths are made relative to it.
@@ -526,12 +559,22 @@ fn overlay_data(l: &OverlayLayers, base: Option<&Path>) -> io::Result<String> {
             None => Ok(escape_overlay_path(p)),
             Some(b) => p
                 .strip_prefix(b)
-                .map(|r| escape_overlay_path(if r.as_os_str().is_empty() { Path::new(".") } else { r }))
+                .map(|r| {
+                    escape_overlay_path(if r.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        r
+                    })
+                })
                 .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL)),
         }
     };
     let mut parts = Vec::new();
-    let lowers = l.lowers.iter().map(|p| rel(p)).collect::<io::Result<Vec<_>>>()?;
+    let lowers = l
+        .lowers
+        .iter()
+        .map(|p| rel(p))
+        .collect::<io::Result<Vec<_>>>()?;
     parts.push(format!("lowerdir={}", lowers.join(":")));
     if let (Some(u), Some(w)) = (&l.upper, &l.work) {
         parts.push(format!("upperdir={}", rel(u)?));
@@ -544,7 +587,10 @@ fn overlay_data(l: &OverlayLayers, base: Option<&Path>) -> io::Result<String> {
 fn common_ancestor(paths: &[&Path]) -> Option<PathBuf> {
     let first = paths.first()?;
     let mut base: PathBuf = first.parent()?.to_path_buf();
-    while !paths.iter().all(|p| p.starts_with(&base) && *p != base.as_path()) {
+    while !paths
+        .iter()
+        .all(|p| p.starts_with(&base) && *p != base.as_path())
+    {
         base = base.parent()?.to_path_buf();
     }
     Some(base)
@@ -553,7 +599,10 @@ fn common_ancestor(paths: &[&Path]) -> Option<PathBuf> {
 /// Whether this kernel can mount overlayfs: listed in `/proc/filesystems`.
 pub(crate) fn overlay_listed() -> bool {
     std::fs::read_to_string("/proc/filesystems")
-        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some("overlay")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
         .unwrap_or(false)
 }
 
@@ -568,8 +617,16 @@ mod tests {
 
     #[test]
     fn lowerdir_escaping_round_trips() {
-        let paths = [PathBuf::from("/a:b/c"), PathBuf::from("/x,y\\z"), PathBuf::from("/plain")];
-        let joined = paths.iter().map(|p| escape_overlay_path(p)).collect::<Vec<_>>().join(":");
+        let paths = [
+            PathBuf::from("/a:b/c"),
+            PathBuf::from("/x,y\\z"),
+            PathBuf::from("/plain"),
+        ];
+        let joined = paths
+            .iter()
+            .map(|p| escape_overlay_path(p))
+            .collect::<Vec<_>>()
+            .join(":");
         assert_eq!(split_lowerdirs(&joined), paths);
     }
 
@@ -578,7 +635,10 @@ mod tests {
         let a = Path::new("/r/snapshots/1/fs");
         let b = Path::new("/r/snapshots/22/fs");
         let c = Path::new("/r/snapshots/22/work");
-        assert_eq!(common_ancestor(&[a, b, c]).unwrap(), Path::new("/r/snapshots"));
+        assert_eq!(
+            common_ancestor(&[a, b, c]).unwrap(),
+            Path::new("/r/snapshots")
+        );
         assert_eq!(common_ancestor(&[a]).unwrap(), Path::new("/r/snapshots/1"));
     }
 

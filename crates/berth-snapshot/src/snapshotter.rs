@@ -141,12 +141,14 @@ impl Snapshotter {
             .write(true)
             .open(root.join("lock"))
             .ctx(|| format!("opening {}/lock", root.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-            Error::msg(format!(
-                "snapshotter root {} is in use by another process: {e}",
-                root.display()
-            ))
-        })?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                Error::msg(format!(
+                    "snapshotter root {} is in use by another process: {e}",
+                    root.display()
+                ))
+            },
+        )?;
         let store: Box<dyn MetaStore> = Box::new(JsonFile::new(&root));
         let mut meta = store.load()?;
         let stored = meta.driver.as_deref().and_then(Driver::from_name);
@@ -162,7 +164,9 @@ impl Snapshotter {
             (d, _) => d,
         };
         if resolved == Driver::Overlay && !mount::overlay_listed() {
-            return Err(Error::msg("the overlay driver needs overlayfs, which this kernel does not list"));
+            return Err(Error::msg(
+                "the overlay driver needs overlayfs, which this kernel does not list",
+            ));
         }
         if meta.driver.is_none() {
             meta.driver = Some(resolved.name().to_string());
@@ -199,7 +203,11 @@ impl Snapshotter {
     }
 
     /// Applies `change` to a copy of the metadata, saves it, and only then makes it current.
-    fn update<T>(&self, st: &mut MutexGuard<'_, Metadata>, change: impl FnOnce(&mut Metadata) -> Result<T>) -> Result<T> {
+    fn update<T>(
+        &self,
+        st: &mut MutexGuard<'_, Metadata>,
+        change: impl FnOnce(&mut Metadata) -> Result<T>,
+    ) -> Result<T> {
         let mut next = (**st).clone();
         let out = change(&mut next)?;
         self.store.save(&next)?;
@@ -228,7 +236,9 @@ impl Snapshotter {
 
     fn create(&self, kind: Kind, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
         if key.is_empty() || key.contains('\0') {
-            return Err(Error::msg(format!("snapshot key {key:?} is empty or has a NUL byte")));
+            return Err(Error::msg(format!(
+                "snapshot key {key:?} is empty or has a NUL byte"
+            )));
         }
         let check = |m: &Metadata| -> Result<Option<u64>> {
             if m.snapshots.contains_key(key) {
@@ -237,7 +247,10 @@ impl Snapshotter {
             match parent {
                 None => Ok(None),
                 Some(p) => {
-                    let r = m.snapshots.get(p).ok_or_else(|| Error::NotFound(p.to_string()))?;
+                    let r = m
+                        .snapshots
+                        .get(p)
+                        .ok_or_else(|| Error::NotFound(p.to_string()))?;
                     if r.kind != Kind::Committed {
                         return Err(Error::state(p, "is not committed and cannot be a parent"));
                     }
@@ -295,12 +308,15 @@ impl Snapshotter {
                 .create(p)
                 .ctx(|| format!("creating {}", p.display()))?;
             // The umask may have narrowed the mode.
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .ctx(|| format!("chmod {}", p.display()))
         };
         mk(&dir, 0o700)?;
         mk(&dir.join("fs"), 0o755)?;
         match self.driver {
-            Driver::Overlay if kind == Kind::Active && parent.is_some() => mk(&dir.join("work"), 0o700)?,
+            Driver::Overlay if kind == Kind::Active && parent.is_some() => {
+                mk(&dir.join("work"), 0o700)?
+            }
             Driver::Copy if kind == Kind::Active => {
                 if let Some(p) = parent {
                     crate::copy::copy_tree(&self.fs_dir(p), &dir.join("fs"))?;
@@ -322,7 +338,10 @@ impl Snapshotter {
         let mut out = Vec::new();
         let mut cur = rec.parent.clone();
         while let Some(p) = cur {
-            let r = m.snapshots.get(&p).ok_or_else(|| Error::NotFound(p.clone()))?;
+            let r = m
+                .snapshots
+                .get(&p)
+                .ok_or_else(|| Error::NotFound(p.clone()))?;
             out.push(self.fs_dir(r.id));
             if out.len() > m.snapshots.len() {
                 return Err(Error::msg("snapshot metadata has a parent cycle"));
@@ -333,9 +352,15 @@ impl Snapshotter {
     }
 
     fn mounts_locked(&self, m: &Metadata, key: &str) -> Result<Vec<Mount>> {
-        let rec = m.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let rec = m
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
         if rec.kind == Kind::Committed {
-            return Err(Error::state(key, "is committed; only active snapshots and views have mounts"));
+            return Err(Error::state(
+                key,
+                "is committed; only active snapshots and views have mounts",
+            ));
         }
         let chain = self.chain(m, rec)?;
         let own = self.fs_dir(rec.id);
@@ -347,7 +372,10 @@ impl Snapshotter {
         let lowerdir = |c: &[PathBuf]| {
             format!(
                 "lowerdir={}",
-                c.iter().map(|p| escape_overlay_path(p)).collect::<Vec<_>>().join(":")
+                c.iter()
+                    .map(|p| escape_overlay_path(p))
+                    .collect::<Vec<_>>()
+                    .join(":")
             )
         };
         let mut opts = Vec::new();
@@ -364,7 +392,10 @@ impl Snapshotter {
             (Driver::Copy, _) => vec![bind(chain.first().unwrap_or(&own), true)],
             (_, Kind::Active) if chain.is_empty() => vec![bind(&own, false)],
             (_, Kind::Active) => {
-                opts.push(format!("workdir={}", escape_overlay_path(&self.dir(rec.id).join("work"))));
+                opts.push(format!(
+                    "workdir={}",
+                    escape_overlay_path(&self.dir(rec.id).join("work"))
+                ));
                 opts.push(format!("upperdir={}", escape_overlay_path(&own)));
                 opts.push(lowerdir(&chain));
                 vec![overlay(opts)]
@@ -381,18 +412,26 @@ impl Snapshotter {
     /// afterwards. Its mounts must no longer be in use.
     pub fn commit(&self, name: &str, key: &str) -> Result<()> {
         if name.is_empty() || name.contains('\0') {
-            return Err(Error::msg(format!("snapshot name {name:?} is empty or has a NUL byte")));
+            return Err(Error::msg(format!(
+                "snapshot name {name:?} is empty or has a NUL byte"
+            )));
         }
         let mut st = self.lock();
         self.update(&mut st, |m| {
-            let rec = m.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let rec = m
+                .snapshots
+                .get(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             if rec.kind != Kind::Active {
                 return Err(Error::state(key, "is not active and cannot be committed"));
             }
             if m.snapshots.contains_key(name) {
                 return Err(Error::AlreadyExists(name.to_string()));
             }
-            let mut rec = m.snapshots.remove(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let mut rec = m
+                .snapshots
+                .remove(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             rec.kind = Kind::Committed;
             rec.updated = SystemTime::now();
             m.snapshots.insert(name.to_string(), rec);
@@ -417,10 +456,17 @@ impl Snapshotter {
                 if !children.is_empty() {
                     return Err(Error::state(
                         key,
-                        format!("has {} children (first: {}) and cannot be removed", children.len(), children[0]),
+                        format!(
+                            "has {} children (first: {}) and cannot be removed",
+                            children.len(),
+                            children[0]
+                        ),
                     ));
                 }
-                let rec = m.snapshots.remove(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+                let rec = m
+                    .snapshots
+                    .remove(key)
+                    .ok_or_else(|| Error::NotFound(key.to_string()))?;
                 Ok(rec.id)
             })?
         };
@@ -436,7 +482,10 @@ impl Snapshotter {
     /// What is known about snapshot `key`.
     pub fn stat(&self, key: &str) -> Result<Info> {
         let st = self.lock();
-        let rec = st.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let rec = st
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
         Ok(info(key, rec))
     }
 
@@ -444,7 +493,10 @@ impl Snapshotter {
     pub fn update_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info> {
         let mut st = self.lock();
         self.update(&mut st, |m| {
-            let rec = m.snapshots.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let rec = m
+                .snapshots
+                .get_mut(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             rec.labels = labels;
             rec.updated = SystemTime::now();
             Ok(info(key, rec))
@@ -470,7 +522,10 @@ impl Snapshotter {
     pub fn usage(&self, key: &str) -> Result<Usage> {
         let dir = {
             let st = self.lock();
-            let rec = st.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let rec = st
+                .snapshots
+                .get(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             self.fs_dir(rec.id)
         };
         usage(&dir)
@@ -479,7 +534,12 @@ impl Snapshotter {
     /// Applies a layer into the active snapshot `key` with the driver's flavour: overlay
     /// format (lower layers supply the metadata of parent directories the layer lacks), or
     /// whiteouts applied by deletion for copy.
-    pub fn apply_layer<R: Read>(&self, key: &str, reader: R, opts: &ApplyOptions) -> Result<AppliedLayer> {
+    pub fn apply_layer<R: Read>(
+        &self,
+        key: &str,
+        reader: R,
+        opts: &ApplyOptions,
+    ) -> Result<AppliedLayer> {
         let (dir, chain) = self.active_dirs(key)?;
         match self.driver {
             Driver::Copy => apply::apply_layer_copy(reader, &dir, opts),
@@ -514,7 +574,10 @@ impl Snapshotter {
 
     fn dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
         let st = self.lock();
-        let rec = st.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let rec = st
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
         if rec.kind == Kind::View {
             return Err(Error::state(key, "is a view and has no changes"));
         }
@@ -523,9 +586,15 @@ impl Snapshotter {
 
     fn active_dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
         let st = self.lock();
-        let rec = st.snapshots.get(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let rec = st
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
         if rec.kind != Kind::Active {
-            return Err(Error::state(key, "is not active; layers are applied to active snapshots"));
+            return Err(Error::state(
+                key,
+                "is not active; layers are applied to active snapshots",
+            ));
         }
         Ok((self.fs_dir(rec.id), self.chain(&st, rec)?))
     }
@@ -533,8 +602,12 @@ impl Snapshotter {
     /// Removes snapshot directories the metadata does not know (a crash between creating a
     /// directory and recording it, or between forgetting a snapshot and deleting its data).
     fn remove_orphans(&self) {
-        let known: std::collections::HashSet<String> =
-            self.lock().snapshots.values().map(|r| r.id.to_string()).collect();
+        let known: std::collections::HashSet<String> = self
+            .lock()
+            .snapshots
+            .values()
+            .map(|r| r.id.to_string())
+            .collect();
         let Ok(rd) = std::fs::read_dir(&self.snapshots) else {
             return;
         };
@@ -615,7 +688,11 @@ fn probe_mount(snapshots: &Path) -> Result<()> {
         options: vec![
             format!("workdir={}", escape_overlay_path(&p.join("w"))),
             format!("upperdir={}", escape_overlay_path(&p.join("u"))),
-            format!("lowerdir={}:{}", escape_overlay_path(&p.join("l1")), escape_overlay_path(&p.join("l2"))),
+            format!(
+                "lowerdir={}:{}",
+                escape_overlay_path(&p.join("l1")),
+                escape_overlay_path(&p.join("l2"))
+            ),
         ],
     };
     let target = p.join("m");
@@ -623,8 +700,13 @@ fn probe_mount(snapshots: &Path) -> Result<()> {
     let r = std::fs::remove_file(target.join("f")).ctx(|| "creating a whiteout in the probe mount");
     mount::unmount(&target)?;
     r?;
-    let wh = fsutil::stat_at(fsutil::open_dir_path(&p.join("u")).ctx(|| "opening probe upper")?.as_fd(), "f".as_ref())
-        .ctx(|| "probe whiteout missing")?;
+    let wh = fsutil::stat_at(
+        fsutil::open_dir_path(&p.join("u"))
+            .ctx(|| "opening probe upper")?
+            .as_fd(),
+        "f".as_ref(),
+    )
+    .ctx(|| "probe whiteout missing")?;
     if !wh.is_whiteout() {
         return Err(Error::msg("probe whiteout is not a character device 0:0"));
     }

@@ -1,6 +1,9 @@
 //! The snapshotter on the real kernel: overlayfs and copy drivers, image unpacking,
 //! many-layer mounts, diffs and change lists. Needs root.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -8,8 +11,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_snapshot::{
-    ApplyOptions, ChangeKind, Compression, Digest, Driver, Error, Kind, OverlayMethod, Snapshotter, apply_layer,
-    is_mount_point, mount_with, unmount,
+    ApplyOptions, ChangeKind, Compression, Digest, Driver, Error, Kind, OverlayMethod, Snapshotter,
+    apply_layer, is_mount_point, mount_with, unmount,
 };
 use common::{CAP_NET_RAW, Layer, MountGuard, manifest, manifest_diff};
 
@@ -37,7 +40,14 @@ fn image() -> Vec<Vec<u8>> {
         .file_full("etc/x", b"x", 0o644, 0, 0, &[("user.foo", b"bar")])
         .dir("bin", 0o755)
         .file_full("bin/sh", b"#!shell", 0o755, 0, 0, &[])
-        .file_full("bin/ping", b"ping", 0o4755, 0, 0, &[("security.capability", &CAP_NET_RAW)])
+        .file_full(
+            "bin/ping",
+            b"ping",
+            0o4755,
+            0,
+            0,
+            &[("security.capability", &CAP_NET_RAW)],
+        )
         .symlink("bin/bash", "sh")
         .hardlink("bin/sh2", "bin/sh")
         .dir("data", 0o755)
@@ -68,7 +78,10 @@ fn image() -> Vec<Vec<u8>> {
         .opaque("data")
         .file("data/new", b"new")
         .dir("etc", 0o755)
-        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n")
+        .file(
+            "etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n",
+        )
         .build();
     let l3 = Layer::new()
         .dir("bin", 0o755)
@@ -87,7 +100,8 @@ fn unpack(s: &Snapshotter, layers: &[Vec<u8>], prefix: &str) -> String {
     for (i, l) in layers.iter().enumerate() {
         let key = format!("{prefix}-extract-{i}");
         s.prepare(&key, parent.as_deref()).unwrap();
-        s.apply_layer(&key, l.as_slice(), &ApplyOptions::default()).unwrap();
+        s.apply_layer(&key, l.as_slice(), &ApplyOptions::default())
+            .unwrap();
         let name = format!("{prefix}-layer-{i}");
         s.commit(&name, &key).unwrap();
         parent = Some(name);
@@ -107,16 +121,32 @@ fn xattr(p: &Path, key: &str) -> Option<Vec<u8>> {
 fn check_image_view(m: &Path) {
     let read = |p: &str| std::fs::read_to_string(m.join(p)).unwrap();
     let meta = |p: &str| std::fs::symlink_metadata(m.join(p)).unwrap();
-    assert!(read("etc/passwd").contains("u:x:1000"), "layer 2 replaced etc/passwd");
-    assert_eq!(meta("etc/shadow").mode() & 0o7777, 0o600, "layer 3 changed the mode");
+    assert!(
+        read("etc/passwd").contains("u:x:1000"),
+        "layer 2 replaced etc/passwd"
+    );
+    assert_eq!(
+        meta("etc/shadow").mode() & 0o7777,
+        0o600,
+        "layer 3 changed the mode"
+    );
     assert_eq!(meta("etc/shadow").gid(), 42);
-    assert_eq!(xattr(&m.join("etc/x"), "user.foo").as_deref(), Some(&b"bar"[..]));
+    assert_eq!(
+        xattr(&m.join("etc/x"), "user.foo").as_deref(),
+        Some(&b"bar"[..])
+    );
     assert_eq!(meta("bin/ping").mode() & 0o7777, 0o4755, "setuid kept");
-    assert_eq!(xattr(&m.join("bin/ping"), "security.capability").as_deref(), Some(&CAP_NET_RAW[..]));
+    assert_eq!(
+        xattr(&m.join("bin/ping"), "security.capability").as_deref(),
+        Some(&CAP_NET_RAW[..])
+    );
     assert!(!m.join("bin/bash").exists() && std::fs::symlink_metadata(m.join("bin/bash")).is_err());
     assert_eq!(meta("bin/sh2").ino(), meta("bin/sh").ino(), "hardlink kept");
     assert_eq!(read("bin/sh2"), "#!shell");
-    let mut data: Vec<_> = std::fs::read_dir(m.join("data")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut data: Vec<_> = std::fs::read_dir(m.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     data.sort();
     assert_eq!(data, ["new"], "opaque directory hides the lower contents");
     assert_eq!(meta("tmp").mode() & 0o7777, 0o1777);
@@ -127,11 +157,18 @@ fn check_image_view(m: &Path) {
     assert!(meta("run/fifo").file_type().is_fifo());
     assert!(meta("dev/null").file_type().is_char_device());
     assert_eq!(meta("dev/null").rdev(), rustix::fs::makedev(1, 3));
-    assert_eq!((meta("home/u/file").uid(), meta("home/u/file").gid()), (1000, 1000));
+    assert_eq!(
+        (meta("home/u/file").uid(), meta("home/u/file").gid()),
+        (1000, 1000)
+    );
     assert_eq!(meta("home/u").mode() & 0o7777, 0o700);
     assert_eq!(read(&long_file()), "long");
     assert_eq!(std::fs::read(m.join("sparse")).unwrap(), sparse_data());
-    assert_eq!(meta("etc").mtime(), 1_600_000_000, "directory mtimes fixed after their contents");
+    assert_eq!(
+        meta("etc").mtime(),
+        1_600_000_000,
+        "directory mtimes fixed after their contents"
+    );
 }
 
 #[test]
@@ -174,7 +211,11 @@ fn copy_driver_gives_the_same_view() {
         })
         .collect();
     let d = manifest_diff(&views[0], &views[1]);
-    assert!(d.is_empty(), "overlay and copy views differ:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "overlay and copy views differ:\n{}",
+        d.join("\n")
+    );
 }
 
 #[test]
@@ -193,7 +234,11 @@ fn compressions_give_the_same_diff_id() {
         std::fs::create_dir(&d).unwrap();
         let r = apply_layer(data.as_slice(), &d, &ApplyOptions::default()).unwrap();
         assert_eq!(r.compression, *c);
-        assert_eq!(r.compressed_digest, Digest::of(data), "compressed digest is the input's sha256");
+        assert_eq!(
+            r.compressed_digest,
+            Digest::of(data),
+            "compressed digest is the input's sha256"
+        );
         assert_eq!(r.compressed_size, data.len() as u64);
         assert_eq!(r.size, plain.len() as u64);
         results.push((r, manifest(&d)));
@@ -208,14 +253,22 @@ fn compressions_give_the_same_diff_id() {
 /// 150 layers, each adding one file.
 fn many_layers(s: &Snapshotter, n: usize) -> String {
     let layers: Vec<Vec<u8>> = (0..n)
-        .map(|i| Layer::new().dir("layers", 0o755).file(&format!("layers/f{i}"), i.to_string().as_bytes()).build())
+        .map(|i| {
+            Layer::new()
+                .dir("layers", 0o755)
+                .file(&format!("layers/f{i}"), i.to_string().as_bytes())
+                .build()
+        })
         .collect();
     unpack(s, &layers, "many")
 }
 
 fn check_many(m: &Path, n: usize) {
     for i in 0..n {
-        assert_eq!(std::fs::read_to_string(m.join(format!("layers/f{i}"))).unwrap(), i.to_string());
+        assert_eq!(
+            std::fs::read_to_string(m.join(format!("layers/f{i}"))).unwrap(),
+            i.to_string()
+        );
     }
 }
 
@@ -227,7 +280,11 @@ fn one_hundred_fifty_lower_layers_mount() {
     let s = Snapshotter::open(t.path().join("root"), Driver::Overlay).unwrap();
     let top = many_layers(&s, N);
     let mounts = s.prepare("ctr", Some(&top)).unwrap();
-    let lower = mounts[0].options.iter().find(|o| o.starts_with("lowerdir=")).unwrap();
+    let lower = mounts[0]
+        .options
+        .iter()
+        .find(|o| o.starts_with("lowerdir="))
+        .unwrap();
     assert_eq!(lower.split(':').count(), N);
     assert!(lower.len() > 4096, "the test must exceed a page of options");
     let m = t.path().join("m");
@@ -244,9 +301,16 @@ fn one_hundred_fifty_lower_layers_mount() {
         let cwd = std::env::current_dir().unwrap();
         mount_with(&mounts[0], &m, method).unwrap();
         let _g = MountGuard(m.clone());
-        assert_eq!(std::env::current_dir().unwrap(), cwd, "{method:?} changed the process cwd");
+        assert_eq!(
+            std::env::current_dir().unwrap(),
+            cwd,
+            "{method:?} changed the process cwd"
+        );
         check_many(&m, N);
-        assert_eq!(std::fs::read_to_string(m.join("layers/top")).unwrap(), "top");
+        assert_eq!(
+            std::fs::read_to_string(m.join("layers/top")).unwrap(),
+            "top"
+        );
     }
     // Full paths do not fit in mount(2)'s page.
     let e = mount_with(&mounts[0], &m, OverlayMethod::Legacy).unwrap_err();
@@ -277,7 +341,13 @@ fn view_is_read_only() {
 /// Changes made in a mounted container, for the diff tests.
 fn make_changes(m: &Path) {
     std::fs::write(m.join("new.txt"), b"new").unwrap();
-    rustix::fs::lsetxattr(m.join("new.txt"), "user.added", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::lsetxattr(
+        m.join("new.txt"),
+        "user.added",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     std::fs::write(m.join("etc/passwd"), b"changed").unwrap();
     std::fs::remove_file(m.join("etc/x")).unwrap();
     std::fs::remove_dir_all(m.join("data")).unwrap();
@@ -323,7 +393,12 @@ fn diff_round_trip(driver: Driver) {
         manifest(&m)
     };
 
-    let changes: Vec<String> = s.changes("work").unwrap().iter().map(|c| c.to_string()).collect();
+    let changes: Vec<String> = s
+        .changes("work")
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(changes, EXPECTED_CHANGES, "{driver}");
 
     let mut tar1 = Vec::new();
@@ -336,7 +411,9 @@ fn diff_round_trip(driver: Driver) {
     assert_eq!(d1.size, tar1.len() as u64);
 
     s.prepare("replay", Some(&top)).unwrap();
-    let applied = s.apply_layer("replay", tar1.as_slice(), &ApplyOptions::default()).unwrap();
+    let applied = s
+        .apply_layer("replay", tar1.as_slice(), &ApplyOptions::default())
+        .unwrap();
     assert_eq!(applied.diff_id, d1.diff_id);
     s.commit("replayed", "replay").unwrap();
     let v = s.view("v", Some("replayed")).unwrap();
@@ -344,10 +421,19 @@ fn diff_round_trip(driver: Driver) {
     let _g = MountGuard::mount(&v, &vm);
     let after = manifest(&vm);
     let d = manifest_diff(&before, &after);
-    assert!(d.is_empty(), "{driver}: replayed diff differs from the container:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "{driver}: replayed diff differs from the container:\n{}",
+        d.join("\n")
+    );
 
     // The replayed layer's own changes are the same list.
-    let replayed: Vec<String> = s.changes("replayed").unwrap().iter().map(|c| c.to_string()).collect();
+    let replayed: Vec<String> = s
+        .changes("replayed")
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(replayed, EXPECTED_CHANGES, "{driver}");
 }
 
@@ -383,17 +469,34 @@ fn overlay_diff_has_whiteouts_and_opaque_markers() {
         .unwrap()
         .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
         .collect();
-    for want in [".wh.data", "etc/.wh.x", "home/", "home/.wh..wh..opq", "newdir/hard"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    for want in [
+        ".wh.data",
+        "etc/.wh.x",
+        "home/",
+        "home/.wh..wh..opq",
+        "newdir/hard",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
     // Walk order of the upper directory: by name, a whiteout where the deleted name sorts,
     // a directory's opaque marker right after the directory.
-    let key = |n: &String| n.trim_end_matches('/').replace(".wh..wh..opq", "\u{1}").replace(".wh.", "");
+    let key = |n: &String| {
+        n.trim_end_matches('/')
+            .replace(".wh..wh..opq", "\u{1}")
+            .replace(".wh.", "")
+    };
     let mut sorted = names.clone();
     sorted.sort_by_key(key);
     assert_eq!(names, sorted, "entries in a stable, sorted order");
     let changes = s.changes("work").unwrap();
-    assert!(changes.iter().any(|c| c.kind == ChangeKind::Delete && c.path == Path::new("/data")));
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::Delete && c.path == Path::new("/data"))
+    );
 }
 
 #[test]
@@ -406,7 +509,8 @@ fn snapshot_lifecycle() {
     let m = s.prepare("a", None).unwrap();
     assert_eq!(m[0].typ, "bind");
     assert!(m[0].options.contains(&"rw".to_string()));
-    s.apply_layer("a", image()[0].as_slice(), &ApplyOptions::default()).unwrap();
+    s.apply_layer("a", image()[0].as_slice(), &ApplyOptions::default())
+        .unwrap();
     s.commit("base", "a").unwrap();
     assert_eq!(s.stat("base").unwrap().kind, Kind::Committed);
     assert!(matches!(s.stat("a"), Err(Error::NotFound(_))));
@@ -415,25 +519,43 @@ fn snapshot_lifecycle() {
     let b = s.prepare("b", Some("base")).unwrap();
     assert_eq!(b[0].typ, "overlay");
     assert!(matches!(s.prepare("b", None), Err(Error::AlreadyExists(_))));
-    assert!(matches!(s.prepare("c", Some("b")), Err(Error::State { .. })), "an active parent");
-    assert!(matches!(s.prepare("c", Some("nope")), Err(Error::NotFound(_))));
+    assert!(
+        matches!(s.prepare("c", Some("b")), Err(Error::State { .. })),
+        "an active parent"
+    );
+    assert!(matches!(
+        s.prepare("c", Some("nope")),
+        Err(Error::NotFound(_))
+    ));
     let v = s.view("v", Some("base")).unwrap();
     assert_eq!(v[0].typ, "bind");
     assert!(v[0].options.contains(&"ro".to_string()));
-    assert!(matches!(s.commit("x", "v"), Err(Error::State { .. })), "a view cannot be committed");
-    assert!(matches!(s.commit("base", "b"), Err(Error::AlreadyExists(_))));
+    assert!(
+        matches!(s.commit("x", "v"), Err(Error::State { .. })),
+        "a view cannot be committed"
+    );
+    assert!(matches!(
+        s.commit("base", "b"),
+        Err(Error::AlreadyExists(_))
+    ));
     let e = s.remove("base").unwrap_err();
     assert!(e.to_string().contains("children"), "{e}");
 
     let u = s.usage("base").unwrap();
     assert!(u.inodes >= 25, "{u:?}");
-    assert!(u.size >= 4096 && u.size < (1 << 20), "sparse file counted by blocks: {u:?}");
+    assert!(
+        u.size >= 4096 && u.size < (1 << 20),
+        "sparse file counted by blocks: {u:?}"
+    );
     let empty = s.usage("b").unwrap();
     assert_eq!(empty.inodes, 1);
 
     let mut labels = BTreeMap::new();
     labels.insert("containerd.io/gc.root".to_string(), "x".to_string());
-    assert_eq!(s.update_labels("base", labels.clone()).unwrap().labels, labels);
+    assert_eq!(
+        s.update_labels("base", labels.clone()).unwrap().labels,
+        labels
+    );
     let names: Vec<String> = s.list().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["b", "base", "v"]);
     let mut walked = 0;
@@ -450,7 +572,10 @@ fn snapshot_lifecycle() {
 
     // Reopen: metadata persists, the driver is remembered, orphans are removed.
     std::fs::create_dir_all(root.join("snapshots/999/fs")).unwrap();
-    assert!(Snapshotter::open(&root, Driver::Copy).is_err(), "the root holds overlay data");
+    assert!(
+        Snapshotter::open(&root, Driver::Copy).is_err(),
+        "the root holds overlay data"
+    );
     let s = Snapshotter::open(&root, Driver::Auto).unwrap();
     assert_eq!(s.driver(), Driver::Overlay);
     assert!(!root.join("snapshots/999").exists());
@@ -461,7 +586,10 @@ fn snapshot_lifecycle() {
     s.remove("v").unwrap();
     s.remove("base").unwrap();
     assert!(s.list().is_empty());
-    let left: Vec<PathBuf> = std::fs::read_dir(root.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<PathBuf> = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -472,7 +600,11 @@ fn auto_driver_picks_overlay_here() {
     let root = t.path().join("root");
     let s = Snapshotter::open(&root, Driver::Auto).unwrap();
     assert_eq!(s.driver(), Driver::Overlay);
-    assert_eq!(std::fs::read_dir(root.join("snapshots")).unwrap().count(), 0, "probe cleaned up");
+    assert_eq!(
+        std::fs::read_dir(root.join("snapshots")).unwrap().count(),
+        0,
+        "probe cleaned up"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: layer tars built in code, a mount guard, and a
 //! manifest of a directory tree for comparing views.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -65,8 +65,10 @@ impl Layer {
 
     fn add(&mut self, mut h: tar::Header, path: &str, data: &[u8], xattrs: &[(&str, &[u8])]) {
         if !xattrs.is_empty() {
-            let recs: Vec<(String, &[u8])> =
-                xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v)).collect();
+            let recs: Vec<(String, &[u8])> = xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+                .collect();
             self.b
                 .append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), *v)))
                 .unwrap();
@@ -91,7 +93,15 @@ impl Layer {
         self.file_full(path, data, 0o644, 0, 0, &[])
     }
 
-    pub fn file_full(mut self, path: &str, data: &[u8], mode: u32, uid: u64, gid: u64, xattrs: &[(&str, &[u8])]) -> Self {
+    pub fn file_full(
+        mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        xattrs: &[(&str, &[u8])],
+    ) -> Self {
         let h = self.header(tar::EntryType::Regular, mode, uid, gid);
         self.add(h, path, data, xattrs);
         self
@@ -179,7 +189,10 @@ pub fn manifest(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         let m = std::fs::symlink_metadata(&p).unwrap();
@@ -194,7 +207,11 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
             if data.len() <= 64 {
                 format!("file {:?}", String::from_utf8_lossy(&data))
             } else {
-                format!("file {} bytes sum {}", data.len(), data.iter().map(|b| u64::from(*b)).sum::<u64>())
+                format!(
+                    "file {} bytes sum {}",
+                    data.len(),
+                    data.iter().map(|b| u64::from(*b)).sum::<u64>()
+                )
             }
         } else if ft.is_char_device() {
             format!("chr {}", m.rdev())
