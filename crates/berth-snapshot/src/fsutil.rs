@@ -117,14 +117,19 @@ pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Meta> {
     Ok(Meta::from_stat(&rustix::fs::fstat(fd)?))
 }
 
-/// Opens directory `rel` below `base` for reading, refusing symlinks in every component and
-/// any escape from `base`. An empty `rel` opens `base` itself.
+/// Opens directory `rel` below `base` for reading, refusing symlinks in every component, any
+/// escape from `base` and any mount-point crossing. An empty `rel` opens `base` itself.
 pub(crate) fn open_dir_beneath(base: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     if rel.as_os_str().is_empty() {
         return Ok(rustix::fs::openat(base, ".", flags, Mode::empty())?);
     }
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    // NO_XDEV: our trees never contain mount points; a walk or a removal must not wander
+    // into something mounted inside one (deleting through a mount would be a disaster).
+    let resolve = ResolveFlags::BENEATH
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::NO_XDEV;
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOSYS) => open_dir_walk(base, rel, flags),
@@ -508,5 +513,29 @@ mod tests {
         remove_all_at(fd.as_fd(), OsStr::new("z")).unwrap();
         assert!(!base.join("z").exists());
         assert!(Path::new("/etc").exists());
+    }
+
+    #[test]
+    fn removal_never_crosses_a_mount_point() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("tree/mnt");
+        std::fs::create_dir_all(&victim).unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            &victim,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+        std::fs::write(victim.join("precious"), b"p").unwrap();
+        let r = remove_tree(&t.path().join("tree"));
+        let still = std::fs::read(victim.join("precious"));
+        rustix::mount::unmount(&victim, rustix::mount::UnmountFlags::DETACH).unwrap();
+        assert!(r.is_err(), "removal went through a mount point");
+        assert_eq!(still.unwrap(), b"p");
     }
 }

@@ -625,3 +625,98 @@ fn busy_mount_is_detached() {
     unmount(&m).unwrap();
     drop(g);
 }
+
+#[test]
+fn implicit_parents_take_lower_metadata() {
+    require_root!();
+    let t = tempfile::tempdir().unwrap();
+    let s = Snapshotter::open(t.path().join("root"), Driver::Overlay).unwrap();
+    let base = unpack(&s, &image()[..1], "img");
+    // A layer that writes into tmp/ and home/u/ without their directory entries.
+    let l = Layer::new()
+        .file("tmp/x", b"x")
+        .file("home/u/more", b"m")
+        .build();
+    s.prepare("k", Some(&base)).unwrap();
+    s.apply_layer("k", l.as_slice(), &ApplyOptions::default())
+        .unwrap();
+    s.commit("top", "k").unwrap();
+    let v = s.view("v", Some("top")).unwrap();
+    let m = t.path().join("m");
+    let _g = MountGuard::mount(&v, &m);
+    let tmp = std::fs::metadata(m.join("tmp")).unwrap();
+    assert_eq!(
+        tmp.mode() & 0o7777,
+        0o1777,
+        "the upper tmp/ kept the lower's mode"
+    );
+    assert_eq!(tmp.mtime(), 1_600_000_000);
+    let u = std::fs::metadata(m.join("home/u")).unwrap();
+    assert_eq!((u.uid(), u.gid(), u.mode() & 0o7777), (1000, 1000, 0o700));
+    assert_eq!(
+        std::fs::read(m.join("home/u/file")).unwrap(),
+        b"mine",
+        "lower content still merged"
+    );
+}
+
+#[test]
+fn id_shift_moves_owners_into_the_range() {
+    require_root!();
+    let t = tempfile::tempdir().unwrap();
+    let shift = berth_snapshot::IdShift {
+        uid: 100_000,
+        gid: 200_000,
+        size: 65_536,
+    };
+    let opts = ApplyOptions {
+        id_shift: Some(shift),
+        ..Default::default()
+    };
+    let d = t.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    apply_layer(image()[0].as_slice(), &d, &opts).unwrap();
+    let f = std::fs::metadata(d.join("home/u/file")).unwrap();
+    assert_eq!((f.uid(), f.gid()), (101_000, 201_000));
+    let e = std::fs::metadata(d.join("etc/passwd")).unwrap();
+    assert_eq!((e.uid(), e.gid()), (100_000, 200_000));
+
+    let out_of_range = Layer::new()
+        .file_full("f", b"x", 0o644, 70_000, 0, &[])
+        .build();
+    let d2 = t.path().join("d2");
+    std::fs::create_dir(&d2).unwrap();
+    let err = apply_layer(out_of_range.as_slice(), &d2, &opts).unwrap_err();
+    assert!(
+        err.to_string().contains("outside the mapped id range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn snapshotter_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Snapshotter>();
+    require_root!();
+    let t = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(Snapshotter::open(t.path().join("root"), Driver::Overlay).unwrap());
+    let base = unpack(&s, &image()[..1], "img");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let base = base.clone();
+            std::thread::spawn(move || {
+                s.prepare(&format!("c{i}"), Some(&base)).unwrap();
+                s.remove(&format!("c{i}")).unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(s.list().len(), 1);
+    assert!(matches!(
+        s.apply_layer(&base, image()[1].as_slice(), &ApplyOptions::default()),
+        Err(Error::State { .. })
+    ));
+}
