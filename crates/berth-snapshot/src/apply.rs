@@ -225,7 +225,10 @@ fn archive_err(e: &io::Error) -> Error {
 fn detect(head: &[u8]) -> Result<Compression> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18])
+    {
+        // A zstd frame, or a zstd skippable frame (0x184D2A5?) in front of one.
         Ok(Compression::Zstd)
     } else if head.len() >= 10
         && head.starts_with(b"BZh")
