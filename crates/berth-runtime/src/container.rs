@@ -732,10 +732,12 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
         let sock = ctx.console.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         tty::hand_over(pty, sock.as_fd())?;
     }
+    // Sysctls go through /proc/sys, which the default readonlyPaths make read-only: write
+    // them first, as runc does.
+    rootfs::apply_sysctl(spec)?;
     if own_mounts {
         rootfs::finish(spec)?;
     }
-    rootfs::apply_sysctl(spec)?;
     set_personality(spec)?;
     finish_process(ctx.proc, &ctx.sync)?;
 
