@@ -343,6 +343,15 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id)?;
+    // A cgroup with processes in it belongs to someone else (another container): using it
+    // would change their limits, and undoing a failed create would kill them. runc refuses too.
+    let busy = cgroup.pids()?;
+    if !busy.is_empty() {
+        return Err(Error::config(
+            "linux.cgroupsPath",
+            format!("the cgroup {} is not empty: {} process(es) found", cgroup.path, busy.len()),
+        ));
+    }
     let joins = namespaces::open_joins(&spec)?;
     let new_flags = namespaces::new_flags(&spec);
     if joins.mount.is_some() && new_flags & libc::CLONE_NEWUSER != 0 {
