@@ -303,6 +303,8 @@ pub struct Ctr {
     pub id: String,
     /// The config, edited by the test and written to the bundle before `create`/`run`.
     pub spec: Value,
+    /// The runtime binary to run (the build's, unless a test uses a copy).
+    pub runtime: PathBuf,
     root: Arc<tempfile::TempDir>,
     bundle: tempfile::TempDir,
     /// Where the container's stdout and stderr go when it was made by `create` or `run -d`.
@@ -336,6 +338,7 @@ impl Ctr {
         Ctr {
             id,
             spec,
+            runtime: PathBuf::from(RUNTIME),
             root,
             bundle,
             console_out: capture_file(),
@@ -368,10 +371,16 @@ impl Ctr {
         self.spec["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string()
     }
 
-    /// Every directory the container's cgroup has (or would have) on the host.
+    /// Every directory the container's cgroup has (or would have) on the host. Empty unless
+    /// the path is one of the tests' own (`berth-test` in it): the guard kills what is in
+    /// these directories, and must never touch a hierarchy's root or anyone else's cgroup.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let cg = self.cgroup_path();
-        cgroup_mounts().into_iter().map(|m| m.join(cg.trim_start_matches('/'))).collect()
+        let rel = cg.trim_start_matches('/');
+        if rel.is_empty() || !rel.contains("berth-test") || rel.split('/').any(|c| c == ".." || c == ".") {
+            return Vec::new();
+        }
+        cgroup_mounts().into_iter().map(|m| m.join(rel)).collect()
     }
 
     /// The directory in one cgroup v1 hierarchy.
@@ -387,7 +396,7 @@ impl Ctr {
 
     /// A runtime command with our `--root`.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(RUNTIME);
+        let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(self.root.path());
         c
     }
