@@ -343,6 +343,15 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id)?;
+    // A cgroup with processes in it belongs to someone else (another container): using it
+    // would change their limits, and undoing a failed create would kill them. runc refuses too.
+    let busy = cgroup.pids()?;
+    if !busy.is_empty() {
+        return Err(Error::config(
+            "linux.cgroupsPath",
+            format!("the cgroup {} is not empty: {} process(es) found", cgroup.path, busy.len()),
+        ));
+    }
     let joins = namespaces::open_joins(&spec)?;
     let new_flags = namespaces::new_flags(&spec);
     if joins.mount.is_some() && new_flags & libc::CLONE_NEWUSER != 0 {
@@ -732,10 +741,12 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
         let sock = ctx.console.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         tty::hand_over(pty, sock.as_fd())?;
     }
+    // Sysctls go through /proc/sys, which the default readonlyPaths make read-only: write
+    // them first, as runc does.
+    rootfs::apply_sysctl(spec)?;
     if own_mounts {
         rootfs::finish(spec)?;
     }
-    rootfs::apply_sysctl(spec)?;
     set_personality(spec)?;
     finish_process(ctx.proc, &ctx.sync)?;
 
