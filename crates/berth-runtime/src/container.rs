@@ -732,10 +732,12 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
         let sock = ctx.console.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         tty::hand_over(pty, sock.as_fd())?;
     }
+    // Sysctls go in before the read-only and masked paths (as in runc): /proc/sys is one of
+    // the read-only paths Docker and podman pass.
+    rootfs::apply_sysctl(spec)?;
     if own_mounts {
         rootfs::finish(spec)?;
     }
-    rootfs::apply_sysctl(spec)?;
     set_personality(spec)?;
     finish_process(ctx.proc, &ctx.sync)?;
 
