@@ -437,6 +437,14 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, Mode, OFlags};
     let dir = rustix::fs::openat(from, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let st = rustix::fs::fstat(&dir)?;
+    // `to` may be an O_PATH fd (fsmount's is): fchmod and fchown need a real open.
+    let to_dir = rustix::fs::openat(
+        to,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let to = to_dir.as_fd();
     rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
     let _ = rustix::fs::fchown(to, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
     let mut entries = rustix::fs::Dir::read_from(&dir)?;
