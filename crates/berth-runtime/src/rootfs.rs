@@ -247,6 +247,20 @@ pub fn mount_all(s: &Setup<'_>) -> Result<()> {
     if !dev_is_bind {
         create_devices(&root, s)?;
     }
+    // A tmpfs is mounted writable so that later mounts and devices can be created in it
+    // (podman's /etc/hosts under `--tmpfs /etc:ro`), and made read-only now, as runc does.
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
+        if m.typ().as_deref() == Some("tmpfs")
+            && !opts.is_bind()
+            && opts.flags & libc::MS_RDONLY != 0
+        {
+            let dest = relative(m.destination());
+            let what = || format!("mounts[{i}]: making tmpfs on /{} read-only", dest.display());
+            let h = root.resolve(&dest).ctx(what)?;
+            mount_setattr(h.as_fd(), false, attr::RDONLY, 0, 0, None).ctx(what)?;
+        }
+    }
     Ok(())
 }
 
@@ -302,7 +316,11 @@ fn mount_one(root: &Root, s: &Setup<'_>, i: usize, m: &Mount) -> Result<()> {
     } else {
         let target = mount_point(root, &dest, false)?;
         let source = m.source().as_ref().map(|p| p.as_path()).unwrap_or(Path::new(typ));
-        let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        let mut flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        if typ == "tmpfs" {
+            // Read-only tmpfs mounts are made read-only after all mounts (see mount_all).
+            flags &= !libc::MS_RDONLY;
+        }
         let data = opts.data_string();
         let res = if opts.tmpcopyup && typ == "tmpfs" {
             tmpfs_copyup(target.as_fd(), flags, &data)
@@ -437,6 +455,14 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, Mode, OFlags};
     let dir = rustix::fs::openat(from, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let st = rustix::fs::fstat(&dir)?;
+    // `to` may be an O_PATH fd (fsmount's is): fchmod and fchown need a real open.
+    let to_dir = rustix::fs::openat(
+        to,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let to = to_dir.as_fd();
     rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
     let _ = rustix::fs::fchown(to, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
     let mut entries = rustix::fs::Dir::read_from(&dir)?;
