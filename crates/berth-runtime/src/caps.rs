@@ -67,11 +67,46 @@ pub fn known_names() -> Vec<String> {
 const ALL: [Capability; 41] = {
     use Capability::*;
     [
-        Chown, DacOverride, DacReadSearch, Fowner, Fsetid, Kill, Setgid, Setuid, Setpcap,
-        LinuxImmutable, NetBindService, NetBroadcast, NetAdmin, NetRaw, IpcLock, IpcOwner,
-        SysModule, SysRawio, SysChroot, SysPtrace, SysPacct, SysAdmin, SysBoot, SysNice,
-        SysResource, SysTime, SysTtyConfig, Mknod, Lease, AuditWrite, AuditControl, Setfcap,
-        MacOverride, MacAdmin, Syslog, WakeAlarm, BlockSuspend, AuditRead, Perfmon, Bpf,
+        Chown,
+        DacOverride,
+        DacReadSearch,
+        Fowner,
+        Fsetid,
+        Kill,
+        Setgid,
+        Setuid,
+        Setpcap,
+        LinuxImmutable,
+        NetBindService,
+        NetBroadcast,
+        NetAdmin,
+        NetRaw,
+        IpcLock,
+        IpcOwner,
+        SysModule,
+        SysRawio,
+        SysChroot,
+        SysPtrace,
+        SysPacct,
+        SysAdmin,
+        SysBoot,
+        SysNice,
+        SysResource,
+        SysTime,
+        SysTtyConfig,
+        Mknod,
+        Lease,
+        AuditWrite,
+        AuditControl,
+        Setfcap,
+        MacOverride,
+        MacAdmin,
+        Syslog,
+        WakeAlarm,
+        BlockSuspend,
+        AuditRead,
+        Perfmon,
+        Bpf,
         CheckpointRestore,
     ]
 };
@@ -135,7 +170,8 @@ pub fn drop_bounding(sets: &Sets) -> Result<()> {
                 let e = std::io::Error::last_os_error();
                 // EINVAL: the kernel does not know this capability; nothing to drop.
                 if e.raw_os_error() != Some(libc::EINVAL) {
-                    return Err(e).ctx(|| format!("dropping capability {cap} from the bounding set"));
+                    return Err(e)
+                        .ctx(|| format!("dropping capability {cap} from the bounding set"));
                 }
             }
         }
@@ -146,9 +182,17 @@ pub fn drop_bounding(sets: &Sets) -> Result<()> {
 /// Step 2, after the uid switch: set effective, permitted and inheritable, then the ambient set.
 pub fn apply(sets: &Sets) -> Result<()> {
     let last = last_cap().min(63);
-    let keep = if last >= 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 };
+    let keep = if last >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    };
     let mut data = [libc_cap_data::default(); 2];
-    let (e, p, i) = (sets.effective & keep, sets.permitted & keep, sets.inheritable & keep);
+    let (e, p, i) = (
+        sets.effective & keep,
+        sets.permitted & keep,
+        sets.inheritable & keep,
+    );
     data[0] = libc_cap_data {
         effective: e as u32,
         permitted: p as u32,
@@ -166,11 +210,20 @@ pub fn apply(sets: &Sets) -> Result<()> {
     // SAFETY: capset with a correctly sized v3 header and two data words.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
     if r != 0 {
-        return Err(std::io::Error::last_os_error())
-            .ctx(|| format!("setting capabilities (effective {e:#x}, permitted {p:#x}, inheritable {i:#x})"));
+        return Err(std::io::Error::last_os_error()).ctx(|| {
+            format!("setting capabilities (effective {e:#x}, permitted {p:#x}, inheritable {i:#x})")
+        });
     }
     // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
     for cap in 0..=last {
         if sets.ambient & (1 << cap) != 0 {
             // SAFETY: as above.
@@ -186,7 +239,10 @@ pub fn apply(sets: &Sets) -> Result<()> {
             if r != 0 {
                 // runc ignores ambient failures (the capability must be in permitted and
                 // inheritable); do the same but say so.
-                tracing::debug!("cannot raise ambient capability {cap}: {}", std::io::Error::last_os_error());
+                tracing::debug!(
+                    "cannot raise ambient capability {cap}: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }

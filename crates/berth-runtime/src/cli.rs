@@ -104,9 +104,19 @@ fn enters_container(c: &Command) -> bool {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let g = &cli.global;
-    let format = if g.log_format == "json" { log::Format::Json } else { log::Format::Text };
+    let format = if g.log_format == "json" {
+        log::Format::Json
+    } else {
+        log::Format::Text
+    };
     if let Err(e) = log::init(g.log.as_deref(), format, g.debug) {
-        eprintln!("berth-runtime: opening log {}: {e}", g.log.as_deref().unwrap_or(std::path::Path::new("-")).display());
+        eprintln!(
+            "berth-runtime: opening log {}: {e}",
+            g.log
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"))
+                .display()
+        );
         return 1;
     }
     let res = (|| -> Result<i32> {
@@ -116,7 +126,9 @@ pub fn main() -> i32 {
             ));
         }
         if g.rootless.as_deref() == Some("true") && !rustix::process::geteuid().is_root() {
-            return Err(crate::Error::msg("rootless containers are not supported: run as root"));
+            return Err(crate::Error::msg(
+                "rootless containers are not supported: run as root",
+            ));
         }
         if enters_container(&cli.command) {
             crate::selfexec::ensure_sealed()?;

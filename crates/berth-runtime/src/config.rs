@@ -117,7 +117,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
                 format!("{} is not a directory", rootfs.display()),
             ));
         }
-        Err(e) => return Err(Error::config("root.path", format!("{}: {e}", rootfs.display()))),
+        Err(e) => {
+            return Err(Error::config(
+                "root.path",
+                format!("{}: {e}", rootfs.display()),
+            ));
+        }
     }
 
     let process = spec
@@ -222,8 +227,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
         let mut keys: Vec<_> = sysctl.keys().collect();
         keys.sort();
         for key in keys {
-            check_sysctl(spec, key)
-                .map_err(|m| Error::config(format!("linux.sysctl.{key}"), m))?;
+            check_sysctl(spec, key).map_err(|m| Error::config(format!("linux.sysctl.{key}"), m))?;
         }
     }
 
@@ -358,10 +362,20 @@ fn check_sysctl(spec: &Spec, key: &str) -> Result<(), String> {
         return Err("invalid sysctl name".into());
     }
     let key = key.replace('/', ".");
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     if ipc.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
-        return if new_namespace(spec, LinuxNamespaceType::Ipc) || has_namespace(spec, LinuxNamespaceType::Ipc) {
+        return if new_namespace(spec, LinuxNamespaceType::Ipc)
+            || has_namespace(spec, LinuxNamespaceType::Ipc)
+        {
             Ok(())
         } else {
             Err("needs an IPC namespace in linux.namespaces".into())
@@ -396,7 +410,15 @@ mod tests {
 
     #[test]
     fn versions_in_range_are_accepted() {
-        for v in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0", "1.3.0-rc.1", "1.0"] {
+        for v in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.1.0",
+            "1.2.1",
+            "1.3.0",
+            "1.3.0-rc.1",
+            "1.0",
+        ] {
             assert!(check_version(v).is_ok(), "{v}");
         }
         for v in ["0.9.0", "1.4.0", "2.0.0", "", "1.x.0", "1.2.3.4"] {

@@ -134,7 +134,11 @@ fn clone(flags: i32) -> Result<i32> {
 /// unshare(2) in the single-threaded runtime or its child.
 fn unshare(flags: i32) -> std::io::Result<()> {
     // SAFETY: unshare with namespace flags; the process is single-threaded.
-    if unsafe { libc::unshare(flags) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if unsafe { libc::unshare(flags) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Opens a pidfd for `pid` and checks it is still the process with `start_time`.
@@ -241,8 +245,11 @@ fn idmap_namespaces(spec: &Spec) -> Result<Vec<Option<OwnedFd>>> {
                 .collect::<String>()
         };
         let (uid, gid) = (fmt(m.uid_mappings()), fmt(m.gid_mappings()));
-        let fd = userns_with_maps(&uid, &gid)
-            .map_err(|e| Error::msg(format!("mounts[{i}]: creating the idmap user namespace: {e}")))?;
+        let fd = userns_with_maps(&uid, &gid).map_err(|e| {
+            Error::msg(format!(
+                "mounts[{i}]: creating the idmap user namespace: {e}"
+            ))
+        })?;
         out.push(Some(fd));
     }
     Ok(out)
@@ -285,7 +292,8 @@ impl SavedNs {
                 LinuxNamespaceType::Time => "time_for_children",
                 t => config::ns_name(*t),
             };
-            let f = fs::File::open(format!("/proc/self/ns/{name}")).ctx(|| format!("opening /proc/self/ns/{name}"))?;
+            let f = fs::File::open(format!("/proc/self/ns/{name}"))
+                .ctx(|| format!("opening /proc/self/ns/{name}"))?;
             v.push((*t, OwnedFd::from(f)));
         }
         Ok(SavedNs(v))
@@ -325,14 +333,22 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     config::validate(&spec, &bundle)?;
     let rootfs = fs::canonicalize(config::rootfs(&spec, &bundle)?)
         .map_err(|e| Error::config("root.path", e.to_string()))?;
-    let process_spec = spec.process().as_ref().ok_or_else(|| Error::config("process", "missing"))?;
-    if process_spec.terminal().unwrap_or(false) && opts.console_socket.is_none() && !opts.internal_console {
+    let process_spec = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    if process_spec.terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && !opts.internal_console
+    {
         return Err(Error::msg(
             "process.terminal is true: pass --console-socket so the pty master has somewhere to go",
         ));
     }
     if !process_spec.terminal().unwrap_or(false) && opts.console_socket.is_some() {
-        return Err(Error::msg("--console-socket given but process.terminal is false"));
+        return Err(Error::msg(
+            "--console-socket given but process.terminal is false",
+        ));
     }
     let seccomp = compile_seccomp(&spec, &root.path().join(".seccomp-cache"))?;
     let mut prepared = Prepared::new(process_spec, "process", seccomp)?;
@@ -349,7 +365,11 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     if !busy.is_empty() {
         return Err(Error::config(
             "linux.cgroupsPath",
-            format!("the cgroup {} is not empty: {} process(es) found", cgroup.path, busy.len()),
+            format!(
+                "the cgroup {} is not empty: {} process(es) found",
+                cgroup.path,
+                busy.len()
+            ),
         ));
     }
     let joins = namespaces::open_joins(&spec)?;
@@ -363,7 +383,11 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     let two_stage = joins.user.is_some();
 
     let dir = root.reserve(&opts.id)?;
-    let mut cleanup = Cleanup { dir: Some(dir.clone()), cgroup: None, child: None };
+    let mut cleanup = Cleanup {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        child: None,
+    };
 
     let mut state = State {
         id: opts.id.clone(),
@@ -383,8 +407,12 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     cleanup.cgroup = Some(&cgroup);
 
     let fifo_path = dir.join("exec.fifo");
-    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo_path, rustix::fs::Mode::from_raw_mode(0o622))
-        .ctx(|| format!("creating {}", fifo_path.display()))?;
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo_path,
+        rustix::fs::Mode::from_raw_mode(0o622),
+    )
+    .ctx(|| format!("creating {}", fifo_path.display()))?;
     // mkfifo honours the umask: set the mode exactly. The container's root (and, through the
     // "others" bits, any user it switches to) must be able to open it for writing.
     rustix::fs::chmod(&fifo_path, rustix::fs::Mode::from_raw_mode(0o622))
@@ -396,8 +424,12 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         Some(rustix::fs::Gid::from_raw(root_gid)),
     )
     .ctx(|| format!("chown {}", fifo_path.display()))?;
-    let fifo = rustix::fs::open(&fifo_path, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .ctx(|| format!("opening {}", fifo_path.display()))?;
+    let fifo = rustix::fs::open(
+        &fifo_path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", fifo_path.display()))?;
 
     let (console, our_console) = if let Some(p) = &opts.console_socket {
         (Some(connect_console(p)?), None)
@@ -481,7 +513,9 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     if two_stage {
         // The first child joined the user namespace and forked the real init; it sends a
         // pidfd for it, from which we learn its pid in our namespace.
-        let fd = parent_ch.expect(&Msg::Pid(0))?.ok_or_else(|| Error::msg("no pidfd for the container init"))?;
+        let fd = parent_ch
+            .expect(&Msg::Pid(0))?
+            .ok_or_else(|| Error::msg("no pidfd for the container init"))?;
         init_pid = pid_of_pidfd(fd.as_fd())?;
         // SAFETY: reaping the first-stage child.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
@@ -494,9 +528,13 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         parent_ch.send(&Msg::Proceed)?;
     }
     state.pid = init_pid;
-    state.pid_start = utils::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
+    state.pid_start = utils::proc_stat(init_pid)
+        .map(|s| s.start_time)
+        .unwrap_or(0);
     let hook_state = serde_json::to_string(&state.oci_state(Status::Creating))?;
-    parent_ch.send(&Msg::HookState(serde_json::to_string(&state.oci_state(Status::Created))?))?;
+    parent_ch.send(&Msg::HookState(serde_json::to_string(
+        &state.oci_state(Status::Created),
+    )?))?;
 
     let hooks = spec.hooks().as_ref();
     loop {
@@ -506,7 +544,11 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
                     #[allow(deprecated)]
                     let pre = h.prestart().as_deref().unwrap_or(&[]);
                     hooks::run("hooks.prestart", pre, &hook_state)?;
-                    hooks::run("hooks.createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &hook_state)?;
+                    hooks::run(
+                        "hooks.createRuntime",
+                        h.create_runtime().as_deref().unwrap_or(&[]),
+                        &hook_state,
+                    )?;
                 }
                 parent_ch.send(&Msg::HooksDone)?;
             }
@@ -515,7 +557,9 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
             Some((Msg::Error(e), _)) => return Err(Error::Msg(e)),
             Some((m, _)) => return Err(Error::msg(format!("sync socket: unexpected {m:?}"))),
             None => {
-                return Err(Error::msg("the container's init exited while the container was being created"));
+                return Err(Error::msg(
+                    "the container's init exited while the container was being created",
+                ));
             }
         }
     }
@@ -528,12 +572,18 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         write_pid_file(p, init_pid)?;
     }
     cleanup.disarm();
-    Ok(Created { state, dir, console: console_master })
+    Ok(Created {
+        state,
+        dir,
+        console: console_master,
+    })
 }
 
 /// The host uid and gid that the container's root maps to (0 without a user namespace).
 fn host_ids_of_root(spec: &Spec) -> (u32, u32) {
-    let Some(linux) = spec.linux().as_ref() else { return (0, 0) };
+    let Some(linux) = spec.linux().as_ref() else {
+        return (0, 0);
+    };
     if !config::new_namespace(spec, LinuxNamespaceType::User) {
         return (0, 0);
     }
@@ -560,7 +610,8 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// The pid (in our pid namespace) of the process a pidfd refers to.
 fn pid_of_pidfd(fd: BorrowedFd<'_>) -> Result<i32> {
-    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ctx(|| "reading pidfd info")?;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .ctx(|| "reading pidfd info")?;
     info.lines()
         .find_map(|l| l.strip_prefix("Pid:").and_then(|v| v.trim().parse().ok()))
         .filter(|p: &i32| *p > 0)
@@ -583,7 +634,12 @@ fn send_to_seccomp_agent(spec: &Spec, state: &State, fd: OwnedFd) -> Result<()> 
         "metadata": sc.and_then(|s| s.listener_metadata().clone()).unwrap_or_default(),
         "state": state.oci_state(Status::Creating),
     });
-    let s = UnixStream::connect(path).ctx(|| format!("linux.seccomp.listenerPath: connecting to {}", path.display()))?;
+    let s = UnixStream::connect(path).ctx(|| {
+        format!(
+            "linux.seccomp.listenerPath: connecting to {}",
+            path.display()
+        )
+    })?;
     sync::send_fd_over(s.as_fd(), &msg.to_string(), fd.as_fd())
 }
 
@@ -625,7 +681,10 @@ fn join_session_keyring(id: &str) -> Result<()> {
     if r < 0 {
         let e = std::io::Error::last_os_error();
         // Keyrings may be unavailable (ENOSYS) or denied by seccomp on the host: not fatal.
-        if !matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)) {
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
             return Err(e).ctx(|| "joining a new session keyring");
         }
     }
@@ -738,7 +797,10 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
         if own_mounts {
             rootfs::mount_console(pty.slave.as_fd())?;
         }
-        let sock = ctx.console.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
+        let sock = ctx
+            .console
+            .as_ref()
+            .ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         tty::hand_over(pty, sock.as_fd())?;
     }
     // Sysctls go through /proc/sys, which the default readonlyPaths make read-only: write
@@ -755,14 +817,22 @@ fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
     let fifo_path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
     // Probe the fifo now, while errors still reach the runtime: without a reader, an open
     // that passes the permission check fails with ENXIO instead of blocking.
-    match rustix::fs::open(fifo_path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()) {
+    match rustix::fs::open(
+        fifo_path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
         Ok(_) | Err(rustix::io::Errno::NXIO) => {}
         Err(e) => return Err(e).ctx(|| "opening the exec fifo"),
     }
     ctx.sync.send(&Msg::Ready)?;
     // Wait for `start`: opening the fifo for writing blocks until `start` opens it to read.
-    let fd = rustix::fs::open(fifo_path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .ctx(|| "opening the exec fifo")?;
+    let fd = rustix::fs::open(
+        fifo_path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| "opening the exec fifo")?;
     let mut fifo = fs::File::from(fd);
     fifo.write_all(b"0").ctx(|| "writing to the exec fifo")?;
     let res: Result<()> = (|| {
@@ -831,13 +901,27 @@ pub enum StartResult {
 /// until the program was exec'd or failed.
 pub fn start(dir: &Path, state: &State) -> Result<StartResult> {
     let fifo_path = dir.join("exec.fifo");
-    let pidfd = pidfd_checked(state.pid, state.pid_start)
-        .map_err(|_| Error::State { id: state.id.clone(), status: "stopped".into(), reason: "cannot start a container that has stopped".into() })?;
-    let fd = rustix::fs::open(&fifo_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| match e {
-            rustix::io::Errno::NOENT => Error::State { id: state.id.clone(), status: "running".into(), reason: "cannot start an already running container".into() },
-            e => Error::Io { what: format!("opening {}", fifo_path.display()), err: e.into() },
-        })?;
+    let pidfd = pidfd_checked(state.pid, state.pid_start).map_err(|_| Error::State {
+        id: state.id.clone(),
+        status: "stopped".into(),
+        reason: "cannot start a container that has stopped".into(),
+    })?;
+    let fd = rustix::fs::open(
+        &fifo_path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => Error::State {
+            id: state.id.clone(),
+            status: "running".into(),
+            reason: "cannot start an already running container".into(),
+        },
+        e => Error::Io {
+            what: format!("opening {}", fifo_path.display()),
+            err: e.into(),
+        },
+    })?;
     // Wait for the init's "0" (or its death).
     let mut got = Vec::new();
     loop {
@@ -880,7 +964,9 @@ pub fn start(dir: &Path, state: &State) -> Result<StartResult> {
         return Err(Error::msg("the container's init exited before start"));
     }
     if got.len() > 1 {
-        return Ok(StartResult::Failed(String::from_utf8_lossy(&got[1..]).into_owned()));
+        return Ok(StartResult::Failed(
+            String::from_utf8_lossy(&got[1..]).into_owned(),
+        ));
     }
     Ok(StartResult::Started)
 }
@@ -892,7 +978,12 @@ fn set_blocking(fd: BorrowedFd<'_>) -> Result<()> {
 
 /// Runs the poststart hooks of a container that just started.
 pub fn poststart(state: &State) {
-    if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+    if let Some(h) = state
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().as_deref())
+    {
         let s = serde_json::to_string(&state.oci_state(Status::Running)).unwrap_or_default();
         hooks::run_warn("hooks.poststart", h, &s);
     }
@@ -900,11 +991,11 @@ pub fn poststart(state: &State) {
 
 /// Kills what is left of a container and removes its cgroup and state; runs poststop hooks.
 pub fn destroy(dir: &Path, state: &State) -> Result<()> {
-    if state.init_alive() {
-        if let Ok(fd) = pidfd_checked(state.pid, state.pid_start) {
-            let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
-            wait_exit(fd.as_fd(), Duration::from_secs(10));
-        }
+    if state.init_alive()
+        && let Ok(fd) = pidfd_checked(state.pid, state.pid_start)
+    {
+        let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+        wait_exit(fd.as_fd(), Duration::from_secs(10));
     }
     // Without its own pid namespace, the container's other processes outlive the init.
     let _ = state.cgroup.signal_all(libc::SIGKILL);
@@ -918,7 +1009,12 @@ pub fn destroy(dir: &Path, state: &State) -> Result<()> {
     }
     last?;
     fs::remove_dir_all(dir).ctx(|| format!("removing {}", dir.display()))?;
-    if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
+    if let Some(h) = state
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().as_deref())
+    {
         let s = serde_json::to_string(&state.oci_state(Status::Stopped)).unwrap_or_default();
         hooks::run_warn("hooks.poststop", h, &s);
     }
@@ -927,8 +1023,14 @@ pub fn destroy(dir: &Path, state: &State) -> Result<()> {
 
 /// Waits up to `t` for the process behind a pidfd to exit.
 pub fn wait_exit(fd: BorrowedFd<'_>, t: Duration) -> bool {
-    let ts = rustix::event::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 };
-    let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+    let ts = rustix::event::Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    };
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
     matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
@@ -954,7 +1056,9 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
     config::validate_process(&opts.process, "process")?;
     let terminal = opts.process.terminal().unwrap_or(false);
     if terminal && opts.console_socket.is_none() && !opts.internal_console {
-        return Err(Error::msg("--tty needs --console-socket when the runtime detaches"));
+        return Err(Error::msg(
+            "--tty needs --console-socket when the runtime detaches",
+        ));
     }
     let seccomp = compile_seccomp(&state.config, &root.path().join(".seccomp-cache"))?;
     let mut prepared = Prepared::new(&opts.process, "process", seccomp)?;
@@ -988,14 +1092,21 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
     if for_children != 0 {
         // SAFETY: setns on a valid pidfd.
         if unsafe { libc::setns(pidfd.as_raw_fd(), for_children) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| "joining the container's pid namespace");
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| "joining the container's pid namespace");
         }
     }
     let pid = clone(0)?;
     if pid == 0 {
         drop(parent_ch);
         drop(our_console);
-        let err = match exec_child(&prepared, &child_ch, pidfd.as_fd(), join_flags & !for_children, console) {
+        let err = match exec_child(
+            &prepared,
+            &child_ch,
+            pidfd.as_fd(),
+            join_flags & !for_children,
+            console,
+        ) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -1020,7 +1131,9 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
         parent_ch.send(&Msg::Proceed)?;
         loop {
             match parent_ch.recv()? {
-                Some((Msg::SeccompFd, Some(fd))) => send_to_seccomp_agent(&state.config, state, fd)?,
+                Some((Msg::SeccompFd, Some(fd))) => {
+                    send_to_seccomp_agent(&state.config, state, fd)?
+                }
                 Some((Msg::Ready, _)) => break,
                 Some((Msg::Error(e), _)) => return Err(Error::Msg(e)),
                 Some((m, _)) => return Err(Error::msg(format!("sync socket: unexpected {m:?}"))),
@@ -1045,7 +1158,10 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
-    Ok(Executed { pid, console: console_master })
+    Ok(Executed {
+        pid,
+        console: console_master,
+    })
 }
 
 /// Moves `pid` into a sub-cgroup of the container: `controller:path` (v1) or `path` (v2 and
@@ -1056,8 +1172,13 @@ fn add_to_sub_cgroup(cg: &Cgroup, pid: i32, sub: &str) -> Result<()> {
         None => (None, sub),
     };
     let rel = Path::new(path.trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-        return Err(Error::msg(format!("--cgroup {sub}: the path must stay inside the container's cgroup")));
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::msg(format!(
+            "--cgroup {sub}: the path must stay inside the container's cgroup"
+        )));
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (name, dir) in &cg.v1 {
@@ -1065,7 +1186,9 @@ fn add_to_sub_cgroup(cg: &Cgroup, pid: i32, sub: &str) -> Result<()> {
             dirs.push(dir.join(rel));
         }
     }
-    if ctrl.is_none() && let Some(v2) = &cg.v2 {
+    if ctrl.is_none()
+        && let Some(v2) = &cg.v2
+    {
         dirs.push(v2.join(rel));
     }
     if dirs.is_empty() {
@@ -1090,12 +1213,15 @@ fn exec_child(
     if flags != 0 {
         // SAFETY: setns on a valid pidfd with namespace flags; joins them all at once.
         if unsafe { libc::setns(pidfd.as_raw_fd(), flags) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| "joining the container's namespaces");
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| "joining the container's namespaces");
         }
     }
     if p.terminal {
         let pty = tty::open(p.console_size)?;
-        let sock = console.as_ref().ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
+        let sock = console
+            .as_ref()
+            .ok_or_else(|| Error::msg("process.terminal: no console socket"))?;
         tty::hand_over(pty, sock.as_fd())?;
     }
     drop(console);

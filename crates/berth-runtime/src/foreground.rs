@@ -113,7 +113,10 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
             }
         }
         // Once the process is gone, only drain what is left in the pty.
-        let timeout = status.map(|_| rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 });
+        let timeout = status.map(|_| rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        });
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(0) => break,
             Ok(_) => {}
@@ -129,7 +132,8 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
                     break;
                 }
                 // SAFETY: the kernel wrote a whole signalfd_siginfo.
-                let info: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(si.as_ptr().cast()) };
+                let info: libc::signalfd_siginfo =
+                    unsafe { std::ptr::read_unaligned(si.as_ptr().cast()) };
                 match info.ssi_signo as i32 {
                     libc::SIGCHLD => {
                         if let Some(s) = reap(pid) {
@@ -173,7 +177,9 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
                         while off < n {
                             match rustix::io::write(m, &buf[off..n]) {
                                 Ok(w) => off += w,
-                                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => std::thread::yield_now(),
+                                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {
+                                    std::thread::yield_now()
+                                }
                                 Err(_) => break,
                             }
                         }

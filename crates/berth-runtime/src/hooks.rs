@@ -19,9 +19,8 @@ use crate::error::{Error, Result};
 /// by `field` (e.g. `hooks.createRuntime`) and index.
 pub fn run(field: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json).map_err(|e| {
-            Error::msg(format!("{field}[{i}] ({}): {e}", h.path().display()))
-        })?;
+        run_one(h, state_json)
+            .map_err(|e| Error::msg(format!("{field}[{i}] ({}): {e}", h.path().display())))?;
     }
     Ok(())
 }
@@ -48,13 +47,18 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state_json.as_bytes());
     }
-    let timeout = h.timeout().filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
+    let timeout = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
     let status = match timeout {
         None => child.wait().map_err(|e| e.to_string())?,
         Some(t) => wait_timeout(&mut child, t)?,
@@ -101,7 +105,10 @@ fn wait_timeout(
             tv_nsec: left.subsec_nanos() as i64,
         };
         let pfd = pidfd.as_fd();
-        let mut fds = [rustix::event::PollFd::new(&pfd, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(
+            &pfd,
+            rustix::event::PollFlags::IN,
+        )];
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(n) if n > 0 => return child.wait().map_err(|e| e.to_string()),
             Ok(_) | Err(rustix::io::Errno::INTR) => continue,
@@ -127,7 +134,11 @@ mod tests {
     fn hook_gets_state_on_stdin_and_env() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let script = format!("cat > {}; echo \"$FOO\" >> {}", out.display(), out.display());
+        let script = format!(
+            "cat > {}; echo \"$FOO\" >> {}",
+            out.display(),
+            out.display()
+        );
         let h = hook("/bin/sh", &["sh", "-c", &script], None);
         run("hooks.poststart", &[h], "{\"id\":\"x\"}").unwrap();
         assert_eq!(std::fs::read_to_string(out).unwrap(), "{\"id\":\"x\"}bar\n");
@@ -136,8 +147,13 @@ mod tests {
     #[test]
     fn failing_and_slow_hooks_are_named() {
         let h = hook("/bin/sh", &["sh", "-c", "echo nope >&2; exit 3"], None);
-        let e = run("hooks.createRuntime", &[h], "{}").unwrap_err().to_string();
-        assert_eq!(e, "hooks.createRuntime[0] (/bin/sh): exited with status 3: nope");
+        let e = run("hooks.createRuntime", &[h], "{}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "hooks.createRuntime[0] (/bin/sh): exited with status 3: nope"
+        );
         let h = hook("/bin/sleep", &["sleep", "10"], Some(1));
         let t = Instant::now();
         let e = run("hooks.prestart", &[h], "{}").unwrap_err().to_string();

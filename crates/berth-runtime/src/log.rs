@@ -100,7 +100,10 @@ impl Subscriber for Logger {
                 let obj = serde_json::json!({"level": level, "msg": v.0, "time": time});
                 format!("{obj}\n")
             }
-            Format::Text => format!("time=\"{time}\" level={level} msg=\"{}\"\n", v.0.escape_default()),
+            Format::Text => format!(
+                "time=\"{time}\" level={level} msg=\"{}\"\n",
+                v.0.escape_default()
+            ),
         };
         if let Ok(mut out) = self.out.lock() {
             let _ = out.write_all(line.as_bytes());

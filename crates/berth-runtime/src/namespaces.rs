@@ -78,7 +78,11 @@ pub fn setns(fd: impl AsFd, t: LinuxNamespaceType, what: &std::path::Path) -> Re
     let r = unsafe { libc::setns(fd.as_fd().as_raw_fd(), clone_flag(t)) };
     if r != 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| {
-            format!("joining {} namespace {}", config::ns_name(t), what.display())
+            format!(
+                "joining {} namespace {}",
+                config::ns_name(t),
+                what.display()
+            )
         });
     }
     Ok(())
@@ -108,7 +112,11 @@ pub const JOIN_ORDER: [LinuxNamespaceType; 8] = [
 
 /// Writes `/proc/<pid>/timens_offsets` for a new time namespace (before any process enters it).
 pub fn write_time_offsets(pid: i32, spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut lines = String::new();

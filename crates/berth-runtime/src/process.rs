@@ -127,13 +127,15 @@ impl Prepared {
             rlimits,
             seccomp,
             terminal: p.terminal().unwrap_or(false),
-            console_size: p
-                .console_size()
-                .as_ref()
-                .map(|b| (b.height().min(u16::MAX as u64) as u16, b.width().min(u16::MAX as u64) as u16)),
+            console_size: p.console_size().as_ref().map(|b| {
+                (
+                    b.height().min(u16::MAX as u64) as u16,
+                    b.width().min(u16::MAX as u64) as u16,
+                )
+            }),
             oom_score_adj: p.oom_score_adj(),
             scheduler: p.scheduler().clone(),
-            io_priority: p.io_priority().clone(),
+            io_priority: *p.io_priority(),
             preserve_fds: 0,
             field: field.to_string(),
         })
@@ -222,7 +224,8 @@ pub fn apply_scheduling(p: &Prepared) -> Result<()> {
         };
         // SAFETY: sched_setattr on ourselves with a sized struct.
         if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("{}.scheduler: sched_setattr", p.field));
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("{}.scheduler: sched_setattr", p.field));
         }
     }
     if let Some(io) = &p.io_priority {
@@ -235,7 +238,8 @@ pub fn apply_scheduling(p: &Prepared) -> Result<()> {
         let prio = (class << 13) | (io.priority() & 0x1fff);
         // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, prio).
         if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("{}.ioPriority: ioprio_set", p.field));
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("{}.ioPriority: ioprio_set", p.field));
         }
     }
     Ok(())
@@ -258,18 +262,24 @@ pub fn switch_identity(p: &Prepared) -> Result<()> {
         let groups: Vec<libc::gid_t> = p.additional_gids.clone();
         // SAFETY: a valid array of gids.
         if unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .ctx(|| format!("{}.user.additionalGids: setgroups {:?}", p.field, p.additional_gids));
+            return Err(std::io::Error::last_os_error()).ctx(|| {
+                format!(
+                    "{}.user.additionalGids: setgroups {:?}",
+                    p.field, p.additional_gids
+                )
+            });
         }
     }
     // Raw system calls: the process is single-threaded, no need for libc's all-thread dance.
     // SAFETY: setresgid/setresuid with plain integers.
     if unsafe { libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("{}.user.gid: setting gid {}", p.field, p.gid));
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("{}.user.gid: setting gid {}", p.field, p.gid));
     }
     // SAFETY: as above.
     if unsafe { libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("{}.user.uid: setting uid {}", p.field, p.uid));
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("{}.user.uid: setting uid {}", p.field, p.uid));
     }
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
@@ -281,7 +291,8 @@ pub fn set_no_new_privs(p: &Prepared) -> Result<()> {
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("{}.noNewPrivileges", p.field));
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("{}.noNewPrivileges", p.field));
         }
     }
     Ok(())
@@ -290,8 +301,13 @@ pub fn set_no_new_privs(p: &Prepared) -> Result<()> {
 /// Changes to the working directory and makes sure it is inside the container: a directory
 /// reached through a leaked host fd (`/proc/self/fd/N`) would let the process escape.
 pub fn enter_cwd(p: &Prepared) -> Result<()> {
-    std::env::set_current_dir(&p.cwd)
-        .map_err(|e| Error::msg(format!("{}.cwd: cannot enter {}: {e}", p.field, p.cwd.display())))?;
+    std::env::set_current_dir(&p.cwd).map_err(|e| {
+        Error::msg(format!(
+            "{}.cwd: cannot enter {}: {e}",
+            p.field,
+            p.cwd.display()
+        ))
+    })?;
     match rustix::process::getcwd(Vec::new()) {
         Ok(c) if c.as_bytes().first() == Some(&b'/') => Ok(()),
         _ => Err(Error::msg(format!(
@@ -307,10 +323,20 @@ pub fn enter_cwd(p: &Prepared) -> Result<()> {
 pub fn seal_fds(p: &Prepared) -> Result<()> {
     let first = 3 + p.preserve_fds;
     // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         // Kernels before 5.11: walk /proc/self/fd.
-        for e in std::fs::read_dir("/proc/self/fd").ctx(|| "listing /proc/self/fd")?.flatten() {
+        for e in std::fs::read_dir("/proc/self/fd")
+            .ctx(|| "listing /proc/self/fd")?
+            .flatten()
+        {
             if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
                 && fd >= first as i32
             {
@@ -349,18 +375,32 @@ fn home_of(uid: u32) -> Option<String> {
 /// Finds the program: a name with a slash is used as is; otherwise PATH is searched in the
 /// container, as `execvp` would. Errors read like runc's, which tools match on.
 pub fn find_program(p: &Prepared) -> Result<CString> {
-    let arg0 = p.args.first().ok_or_else(|| Error::config(format!("{}.args", p.field), "must not be empty"))?;
+    let arg0 = p
+        .args
+        .first()
+        .ok_or_else(|| Error::config(format!("{}.args", p.field), "must not be empty"))?;
     let name = arg0.as_bytes();
     let is_exec = |path: &Path| {
         rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
-            && std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(false)
+            && std::fs::metadata(path)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
     };
     if name.contains(&b'/') {
         let path = Path::new(OsStr::from_bytes(name));
         return match std::fs::metadata(path) {
-            Err(e) => Err(Error::msg(format!("exec: {:?}: {e}", path.display().to_string()))),
-            Ok(m) if m.is_dir() => Err(Error::msg(format!("exec: {:?}: is a directory", path.display().to_string()))),
-            Ok(_) if !is_exec(path) => Err(Error::msg(format!("exec: {:?}: permission denied", path.display().to_string()))),
+            Err(e) => Err(Error::msg(format!(
+                "exec: {:?}: {e}",
+                path.display().to_string()
+            ))),
+            Ok(m) if m.is_dir() => Err(Error::msg(format!(
+                "exec: {:?}: is a directory",
+                path.display().to_string()
+            ))),
+            Ok(_) if !is_exec(path) => Err(Error::msg(format!(
+                "exec: {:?}: permission denied",
+                path.display().to_string()
+            ))),
             Ok(_) => Ok(arg0.clone()),
         };
     }

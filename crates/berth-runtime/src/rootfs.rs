@@ -46,12 +46,36 @@ struct DefaultDevice {
 }
 
 const DEFAULT_DEVICES: [DefaultDevice; 6] = [
-    DefaultDevice { name: "null", major: 1, minor: 3 },
-    DefaultDevice { name: "zero", major: 1, minor: 5 },
-    DefaultDevice { name: "full", major: 1, minor: 7 },
-    DefaultDevice { name: "random", major: 1, minor: 8 },
-    DefaultDevice { name: "urandom", major: 1, minor: 9 },
-    DefaultDevice { name: "tty", major: 5, minor: 0 },
+    DefaultDevice {
+        name: "null",
+        major: 1,
+        minor: 3,
+    },
+    DefaultDevice {
+        name: "zero",
+        major: 1,
+        minor: 5,
+    },
+    DefaultDevice {
+        name: "full",
+        major: 1,
+        minor: 7,
+    },
+    DefaultDevice {
+        name: "random",
+        major: 1,
+        minor: 8,
+    },
+    DefaultDevice {
+        name: "urandom",
+        major: 1,
+        minor: 9,
+    },
+    DefaultDevice {
+        name: "tty",
+        major: 5,
+        minor: 0,
+    },
 ];
 
 /// The device-cgroup rules for the default devices, appended to the config's own rules so the
@@ -71,7 +95,12 @@ pub fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
         rule(LinuxDeviceType::B, None, None, "m"),
     ];
     for d in DEFAULT_DEVICES {
-        v.push(rule(LinuxDeviceType::C, Some(d.major as i64), Some(d.minor as i64), "rwm"));
+        v.push(rule(
+            LinuxDeviceType::C,
+            Some(d.major as i64),
+            Some(d.minor as i64),
+            "rwm",
+        ));
     }
     v.push(rule(LinuxDeviceType::C, Some(5), Some(1), "rwm")); // /dev/console
     v.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm")); // /dev/ptmx
@@ -91,13 +120,26 @@ pub fn sys_mount(
     let src = source.map(|s| c(s.as_os_str().as_bytes())).transpose()?;
     let tgt = c(target.as_os_str().as_bytes())?;
     let fst = fstype.map(|s| c(s.as_bytes())).transpose()?;
-    let dat = data.filter(|d| !d.is_empty()).map(|s| c(s.as_bytes())).transpose()?;
+    let dat = data
+        .filter(|d| !d.is_empty())
+        .map(|s| c(s.as_bytes()))
+        .transpose()?;
     let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: all pointers are NULL or valid NUL-terminated strings alive for the call.
     let r = unsafe {
-        libc::mount(p(&src), tgt.as_ptr(), p(&fst), flags as libc::c_ulong, p(&dat).cast())
+        libc::mount(
+            p(&src),
+            tgt.as_ptr(),
+            p(&fst),
+            flags as libc::c_ulong,
+            p(&dat).cast(),
+        )
     };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// mount_setattr(2) on an fd (`AT_EMPTY_PATH`), optionally recursive.
@@ -137,7 +179,11 @@ pub fn mount_setattr(
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The `/proc/self/fd/N` path of an fd, for system calls that take a path.
@@ -176,8 +222,14 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<()> {
     sys_mount(None, Path::new("/"), None, prop, None)
         .ctx(|| "linux.rootfsPropagation: setting propagation of /")?;
     make_parent_mount_private(rootfs)?;
-    sys_mount(Some(rootfs), rootfs, None, libc::MS_BIND | libc::MS_REC, None)
-        .ctx(|| format!("root.path: bind-mounting {} onto itself", rootfs.display()))?;
+    sys_mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .ctx(|| format!("root.path: bind-mounting {} onto itself", rootfs.display()))?;
     Ok(())
 }
 
@@ -194,8 +246,14 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         if !rootfs.starts_with(&mp) {
             continue;
         }
-        let shared = f[6..].iter().take_while(|x| **x != "-").any(|x| x.starts_with("shared:"));
-        if best.as_ref().is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len()) {
+        let shared = f[6..]
+            .iter()
+            .take_while(|x| **x != "-")
+            .any(|x| x.starts_with("shared:"));
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
+        {
             best = Some((mp, shared));
         }
     }
@@ -277,9 +335,18 @@ fn mount_point(root: &Root, dest: &Path, file: bool) -> Result<Handle> {
             .ctx(|| format!("creating directory {}", parent.display()))?;
     }
     if file {
-        match root.create_file(dest, OpenFlags::O_WRONLY | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC, &perm(0o644)) {
+        match root.create_file(
+            dest,
+            OpenFlags::O_WRONLY | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC,
+            &perm(0o644),
+        ) {
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), pathrs::error::ErrorKind::OsError(Some(libc::ELOOP))) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    pathrs::error::ErrorKind::OsError(Some(libc::ELOOP))
+                ) =>
+            {
                 return Err(Error::msg(format!(
                     "{} is a symlink to a file that does not exist",
                     dest.display()
@@ -291,7 +358,8 @@ fn mount_point(root: &Root, dest: &Path, file: bool) -> Result<Handle> {
         root.mkdir_all(dest, &perm(0o755))
             .ctx(|| format!("creating directory {}", dest.display()))?;
     }
-    root.resolve(dest).ctx(|| format!("resolving {}", dest.display()))
+    root.resolve(dest)
+        .ctx(|| format!("resolving {}", dest.display()))
 }
 
 fn mount_one(root: &Root, s: &Setup<'_>, i: usize, m: &Mount) -> Result<()> {
@@ -311,11 +379,19 @@ fn mount_one(root: &Root, s: &Setup<'_>, i: usize, m: &Mount) -> Result<()> {
             .ok_or_else(|| Error::msg("bind mount without a source"))?;
         let src_meta = fs::metadata(src).ctx(|| format!("source {}", src.display()))?;
         let target = mount_point(root, &dest, !src_meta.is_dir())?;
-        let userns = s.idmap_userns.get(i).and_then(|o| o.as_ref()).map(|f| f.as_fd());
+        let userns = s
+            .idmap_userns
+            .get(i)
+            .and_then(|o| o.as_ref())
+            .map(|f| f.as_fd());
         bind_mount(src, target.as_fd(), &opts, userns)?;
     } else {
         let target = mount_point(root, &dest, false)?;
-        let source = m.source().as_ref().map(|p| p.as_path()).unwrap_or(Path::new(typ));
+        let source = m
+            .source()
+            .as_ref()
+            .map(|p| p.as_path())
+            .unwrap_or(Path::new(typ));
         let mut flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if typ == "tmpfs" {
             // Read-only tmpfs mounts are made read-only after all mounts (see mount_all).
@@ -325,8 +401,14 @@ fn mount_one(root: &Root, s: &Setup<'_>, i: usize, m: &Mount) -> Result<()> {
         let res = if opts.tmpcopyup && typ == "tmpfs" {
             tmpfs_copyup(target.as_fd(), flags, &data)
         } else {
-            sys_mount(Some(source), &fd_path(target.as_fd()), Some(typ), flags, Some(&data))
-                .ctx(|| format!("mounting {}", source.display()))
+            sys_mount(
+                Some(source),
+                &fd_path(target.as_fd()),
+                Some(typ),
+                flags,
+                Some(&data),
+            )
+            .ctx(|| format!("mounting {}", source.display()))
         };
         if let Err(e) = res {
             // In a user namespace that does not own the network (or pid) namespace, the
@@ -346,13 +428,17 @@ fn mount_one(root: &Root, s: &Setup<'_>, i: usize, m: &Mount) -> Result<()> {
             }
         }
         if opts.rec_set != 0 || opts.rec_clear != 0 {
-            let mounted = root.resolve(&dest).ctx(|| format!("resolving {}", dest.display()))?;
+            let mounted = root
+                .resolve(&dest)
+                .ctx(|| format!("resolving {}", dest.display()))?;
             mount_setattr(mounted.as_fd(), true, opts.rec_set, opts.rec_clear, 0, None)
                 .ctx(|| "applying recursive mount attributes")?;
         }
     }
     if !opts.propagation.is_empty() {
-        let mounted = root.resolve(&dest).ctx(|| format!("resolving {}", dest.display()))?;
+        let mounted = root
+            .resolve(&dest)
+            .ctx(|| format!("resolving {}", dest.display()))?;
         for p in &opts.propagation {
             sys_mount(None, &fd_path(mounted.as_fd()), None, *p, None)
                 .ctx(|| "setting mount propagation")?;
@@ -404,13 +490,25 @@ fn bind_mount(
 /// Bind mount for kernels without open_tree(2): mount, then remount with the flags.
 fn bind_mount_legacy(src: &Path, target: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
     let tpath = fd_path(target);
-    sys_mount(Some(src), &tpath, None, libc::MS_BIND | (opts.flags & libc::MS_REC), None)
-        .ctx(|| format!("bind-mounting {}", src.display()))?;
+    sys_mount(
+        Some(src),
+        &tpath,
+        None,
+        libc::MS_BIND | (opts.flags & libc::MS_REC),
+        None,
+    )
+    .ctx(|| format!("bind-mounting {}", src.display()))?;
     let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if extra != 0 {
         // The fd still names the directory under the new mount; remount through its path.
-        sys_mount(None, &tpath, None, libc::MS_BIND | libc::MS_REMOUNT | extra, None)
-            .ctx(|| "remounting bind mount with its flags")?;
+        sys_mount(
+            None,
+            &tpath,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | extra,
+            None,
+        )
+        .ctx(|| "remounting bind mount with its flags")?;
     }
     Ok(())
 }
@@ -427,7 +525,11 @@ fn tmpfs_copyup(target: BorrowedFd<'_>, flags: u64, data: &str) -> Result<()> {
         .ctx(|| format!("tmpfs option {kv}"))?;
     }
     rustix::mount::fsconfig_create(&fsfd).ctx(|| "creating tmpfs")?;
-    let (set, _) = MountOptions { flags, ..Default::default() }.attrs();
+    let (set, _) = MountOptions {
+        flags,
+        ..Default::default()
+    }
+    .attrs();
     let mnt = rustix::mount::fsmount(
         &fsfd,
         rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
@@ -444,7 +546,8 @@ fn tmpfs_copyup(target: BorrowedFd<'_>, flags: u64, data: &str) -> Result<()> {
     )
     .ctx(|| "attaching tmpfs")?;
     if flags & libc::MS_RDONLY != 0 {
-        mount_setattr(mnt.as_fd(), false, attr::RDONLY, 0, 0, None).ctx(|| "making tmpfs read-only")?;
+        mount_setattr(mnt.as_fd(), false, attr::RDONLY, 0, 0, None)
+            .ctx(|| "making tmpfs read-only")?;
     }
     Ok(())
 }
@@ -453,7 +556,12 @@ fn tmpfs_copyup(target: BorrowedFd<'_>, flags: u64, data: &str) -> Result<()> {
 /// owners and symlinks; never follows a symlink.
 fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, Mode, OFlags};
-    let dir = rustix::fs::openat(from, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = rustix::fs::openat(
+        from,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let st = rustix::fs::fstat(&dir)?;
     // `to` may be an O_PATH fd (fsmount's is): fchmod and fchown need a real open.
     let to_dir = rustix::fs::openat(
@@ -464,9 +572,13 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
     )?;
     let to = to_dir.as_fd();
     rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-    let _ = rustix::fs::fchown(to, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
-    let mut entries = rustix::fs::Dir::read_from(&dir)?;
-    while let Some(e) = entries.next() {
+    let _ = rustix::fs::fchown(
+        to,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    );
+    let entries = rustix::fs::Dir::read_from(&dir)?;
+    for e in entries {
         let e = e?;
         let name = e.file_name();
         if name == c"." || name == c".." {
@@ -476,13 +588,29 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
         let mode = Mode::from_raw_mode(est.st_mode & 0o7777);
         let ft = rustix::fs::FileType::from_raw_mode(est.st_mode);
         let owner = |fd: BorrowedFd<'_>, n: &std::ffi::CStr| {
-            let _ = rustix::fs::chownat(fd, n, Some(rustix::fs::Uid::from_raw(est.st_uid)), Some(rustix::fs::Gid::from_raw(est.st_gid)), AtFlags::SYMLINK_NOFOLLOW);
+            let _ = rustix::fs::chownat(
+                fd,
+                n,
+                Some(rustix::fs::Uid::from_raw(est.st_uid)),
+                Some(rustix::fs::Gid::from_raw(est.st_gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
         };
         match ft {
             rustix::fs::FileType::Directory => {
                 rustix::fs::mkdirat(to, name, mode)?;
-                let sub_from = rustix::fs::openat(&dir, name, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let sub_to = rustix::fs::openat(to, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let sub_from = rustix::fs::openat(
+                    &dir,
+                    name,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let sub_to = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 copy_tree(sub_from.as_fd(), sub_to.as_fd())?;
             }
             rustix::fs::FileType::Symlink => {
@@ -491,8 +619,18 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
                 owner(to, name);
             }
             rustix::fs::FileType::RegularFile => {
-                let src = rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let dst = rustix::fs::openat(to, name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, mode)?;
+                let src = rustix::fs::openat(
+                    &dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    mode,
+                )?;
                 let mut s = fs::File::from(src);
                 let mut d = fs::File::from(dst);
                 std::io::copy(&mut s, &mut d)?;
@@ -511,15 +649,28 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<()> {
 /// The `cgroup` filesystem type: on cgroup v1, a tmpfs with one directory per hierarchy; on
 /// cgroup v2 the unified hierarchy. Outside a cgroup namespace the container's own cgroup
 /// directories are bind-mounted so it sees only itself.
-fn mount_cgroup(root: &Root, s: &Setup<'_>, dest: &Path, opts: &MountOptions, typ: &str) -> Result<()> {
+fn mount_cgroup(
+    root: &Root,
+    s: &Setup<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    typ: &str,
+) -> Result<()> {
     let target = mount_point(root, dest, false)?;
     let ro = opts.flags & libc::MS_RDONLY != 0;
-    let base = opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
+    let base =
+        opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
     let unified = s.cgroup.layout == Layout::Unified || typ == "cgroup2";
     if unified {
         if s.new_cgroupns || s.cgroup.v2.is_none() {
-            sys_mount(Some(Path::new("cgroup2")), &fd_path(target.as_fd()), Some("cgroup2"), base | (opts.flags & libc::MS_RDONLY), None)
-                .ctx(|| "mounting cgroup2")?;
+            sys_mount(
+                Some(Path::new("cgroup2")),
+                &fd_path(target.as_fd()),
+                Some("cgroup2"),
+                base | (opts.flags & libc::MS_RDONLY),
+                None,
+            )
+            .ctx(|| "mounting cgroup2")?;
         } else if let Some(dir) = &s.cgroup.v2 {
             let mut o = opts.clone();
             o.flags |= libc::MS_BIND;
@@ -527,21 +678,47 @@ fn mount_cgroup(root: &Root, s: &Setup<'_>, dest: &Path, opts: &MountOptions, ty
         }
         return Ok(());
     }
-    sys_mount(Some(Path::new("tmpfs")), &fd_path(target.as_fd()), Some("tmpfs"), base, Some("mode=755"))
-        .ctx(|| "mounting tmpfs for cgroup v1 hierarchies")?;
-    let tmpfs = root.resolve(dest).ctx(|| format!("resolving {}", dest.display()))?;
+    sys_mount(
+        Some(Path::new("tmpfs")),
+        &fd_path(target.as_fd()),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .ctx(|| "mounting tmpfs for cgroup v1 hierarchies")?;
+    let tmpfs = root
+        .resolve(dest)
+        .ctx(|| format!("resolving {}", dest.display()))?;
     for (name, dir) in &s.cgroup.v1 {
         let sub = name.strip_prefix("name=").unwrap_or(name);
         rustix::fs::mkdirat(&tmpfs, sub, rustix::fs::Mode::from_raw_mode(0o755))
             .ctx(|| format!("creating {}/{sub}", dest.display()))?;
-        let subdir = rustix::fs::openat(&tmpfs, sub, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .ctx(|| format!("opening {}/{sub}", dest.display()))?;
+        let subdir = rustix::fs::openat(
+            &tmpfs,
+            sub,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("opening {}/{sub}", dest.display()))?;
         if s.new_cgroupns {
-            let data = if name.starts_with("name=") { format!("none,{name}") } else { name.clone() };
-            sys_mount(Some(Path::new("cgroup")), &fd_path(subdir.as_fd()), Some("cgroup"), base | (opts.flags & libc::MS_RDONLY), Some(&data))
-                .ctx(|| format!("mounting cgroup hierarchy {name}"))?;
+            let data = if name.starts_with("name=") {
+                format!("none,{name}")
+            } else {
+                name.clone()
+            };
+            sys_mount(
+                Some(Path::new("cgroup")),
+                &fd_path(subdir.as_fd()),
+                Some("cgroup"),
+                base | (opts.flags & libc::MS_RDONLY),
+                Some(&data),
+            )
+            .ctx(|| format!("mounting cgroup hierarchy {name}"))?;
         } else {
-            let mut o = MountOptions { flags: libc::MS_BIND | base | (opts.flags & libc::MS_RDONLY), ..Default::default() };
+            let mut o = MountOptions {
+                flags: libc::MS_BIND | base | (opts.flags & libc::MS_RDONLY),
+                ..Default::default()
+            };
             o.flags &= !libc::MS_REC;
             bind_mount(dir, subdir.as_fd(), &o, None)?;
         }
@@ -560,17 +737,33 @@ fn mount_cgroup(root: &Root, s: &Setup<'_>, dest: &Path, opts: &MountOptions, ty
 }
 
 fn create_devices(root: &Root, s: &Setup<'_>) -> Result<()> {
-    let dev = root.mkdir_all("dev", &perm(0o755)).ctx(|| "creating /dev")?;
+    let dev = root
+        .mkdir_all("dev", &perm(0o755))
+        .ctx(|| "creating /dev")?;
     let spec_devices = s
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
-    let overridden = |name: &str| spec_devices.iter().any(|d| d.path() == Path::new("/dev").join(name).as_path());
+    let overridden = |name: &str| {
+        spec_devices
+            .iter()
+            .any(|d| d.path() == Path::new("/dev").join(name).as_path())
+    };
     for d in DEFAULT_DEVICES.iter().filter(|d| !overridden(d.name)) {
-        make_device(root, s.userns, &Path::new("dev").join(d.name), libc::S_IFCHR, d.major, d.minor, 0o666, 0, 0)
-            .map_err(|e| Error::msg(format!("creating default device /dev/{}: {e}", d.name)))?;
+        make_device(
+            root,
+            s.userns,
+            &Path::new("dev").join(d.name),
+            libc::S_IFCHR,
+            d.major,
+            d.minor,
+            0o666,
+            0,
+            0,
+        )
+        .map_err(|e| Error::msg(format!("creating default device /dev/{}: {e}", d.name)))?;
     }
     for (i, d) in spec_devices.iter().enumerate() {
         create_spec_device(root, s.userns, d)
@@ -638,7 +831,9 @@ fn make_device(
     gid: u32,
 ) -> Result<()> {
     let parent = rel.parent().unwrap_or(Path::new(""));
-    let name = rel.file_name().ok_or_else(|| Error::msg("device path has no name"))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| Error::msg("device path has no name"))?;
     let dir = if parent.as_os_str().is_empty() {
         root.resolve(".").ctx(|| "resolving /")?
     } else {
@@ -658,13 +853,24 @@ fn make_device(
     let made = if userns && kind != libc::S_IFIFO {
         Err(rustix::io::Errno::PERM)
     } else {
-        rustix::fs::mknodat(&dir, name, ft, rustix::fs::Mode::from_raw_mode(mode & 0o7777), dev)
+        rustix::fs::mknodat(
+            &dir,
+            name,
+            ft,
+            rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+            dev,
+        )
     };
     match made {
         Ok(()) => {
             // mknod honours the umask: set the mode exactly, then the owner.
-            rustix::fs::chmodat(&dir, name, rustix::fs::Mode::from_raw_mode(mode & 0o7777), rustix::fs::AtFlags::empty())
-                .ctx(|| format!("chmod {}", rel.display()))?;
+            rustix::fs::chmodat(
+                &dir,
+                name,
+                rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+                rustix::fs::AtFlags::empty(),
+            )
+            .ctx(|| format!("chmod {}", rel.display()))?;
             rustix::fs::chownat(
                 &dir,
                 name,
@@ -680,12 +886,20 @@ fn make_device(
             rustix::fs::openat(
                 &dir,
                 name,
-                rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+                rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CLOEXEC
+                    | rustix::fs::OFlags::NOFOLLOW,
                 rustix::fs::Mode::from_raw_mode(0o644),
             )
             .ctx(|| format!("creating {}", rel.display()))?;
-            let target = root.resolve(rel).ctx(|| format!("resolving {}", rel.display()))?;
-            let o = MountOptions { flags: libc::MS_BIND, ..Default::default() };
+            let target = root
+                .resolve(rel)
+                .ctx(|| format!("resolving {}", rel.display()))?;
+            let o = MountOptions {
+                flags: libc::MS_BIND,
+                ..Default::default()
+            };
             bind_mount(&host, target.as_fd(), &o, None)?;
         }
         Err(e) => return Err(e).ctx(|| format!("mknod {}", rel.display())),
@@ -705,17 +919,32 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         return Ok(());
     }
     use rustix::fs::{Mode, OFlags};
-    let old = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "opening /")?;
-    let new = rustix::fs::open(rootfs, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", rootfs.display()))?;
+    let old = rustix::fs::open(
+        "/",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening /")?;
+    let new = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", rootfs.display()))?;
     rustix::process::fchdir(&new).ctx(|| "entering the rootfs")?;
     rustix::process::pivot_root(".", ".").ctx(|| "pivot_root")?;
     // The old root is now stacked under "."; detach it without telling the host.
     rustix::process::fchdir(&old).ctx(|| "entering the old root")?;
-    sys_mount(None, Path::new("."), None, libc::MS_SLAVE | libc::MS_REC, None)
-        .ctx(|| "making the old root a slave")?;
-    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).ctx(|| "detaching the old root")?;
+    sys_mount(
+        None,
+        Path::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+    )
+    .ctx(|| "making the old root a slave")?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .ctx(|| "detaching the old root")?;
     std::env::set_current_dir("/").ctx(|| "chdir /")?;
     Ok(())
 }
@@ -732,13 +961,30 @@ pub fn finish(spec: &Spec) -> Result<()> {
             .ctx(|| "linux.rootfsPropagation: setting propagation of the new /")?;
     }
     let root = Root::open("/").ctx(|| "opening /")?;
-    for (i, p) in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or(&[]).iter().enumerate() {
-        readonly_path(&root, p).map_err(|e| Error::msg(format!("linux.readonlyPaths[{i}] ({p}): {e}")))?;
+    for (i, p) in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        readonly_path(&root, p)
+            .map_err(|e| Error::msg(format!("linux.readonlyPaths[{i}] ({p}): {e}")))?;
     }
-    for (i, p) in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or(&[]).iter().enumerate() {
-        mask_path(&root, p).map_err(|e| Error::msg(format!("linux.maskedPaths[{i}] ({p}): {e}")))?;
+    for (i, p) in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        mask_path(&root, p)
+            .map_err(|e| Error::msg(format!("linux.maskedPaths[{i}] ({p}): {e}")))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let me = root.resolve(".").ctx(|| "resolving /")?;
         mount_setattr(me.as_fd(), false, attr::RDONLY, 0, 0, None)
             .ctx(|| "root.readonly: remounting / read-only")?;
@@ -749,13 +995,23 @@ pub fn finish(spec: &Spec) -> Result<()> {
 fn readonly_path(root: &Root, p: &str) -> Result<()> {
     let h = match root.resolve(relative(Path::new(p))) {
         Ok(h) => h,
-        Err(e) if matches!(e.kind(), pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
+            ) =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e).ctx(|| "resolving"),
     };
     let tree = rustix::mount::open_tree(
         &h,
         "",
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE | OpenTreeFlags::AT_EMPTY_PATH,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
     )
     .ctx(|| "cloning the mount")?;
     mount_setattr(tree.as_fd(), true, attr::RDONLY, 0, 0, None).ctx(|| "making it read-only")?;
@@ -772,29 +1028,46 @@ fn readonly_path(root: &Root, p: &str) -> Result<()> {
 fn mask_path(root: &Root, p: &str) -> Result<()> {
     let h = match root.resolve(relative(Path::new(p))) {
         Ok(h) => h,
-        Err(e) if matches!(e.kind(), pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
+            ) =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e).ctx(|| "resolving"),
     };
     let st = rustix::fs::fstat(&h).ctx(|| "stat")?;
-    let mounted = if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-        let fsfd = rustix::mount::fsopen("tmpfs", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "opening tmpfs")?;
-        rustix::mount::fsconfig_set_string(&fsfd, "size", "0").ctx(|| "tmpfs size")?;
-        rustix::mount::fsconfig_create(&fsfd).ctx(|| "creating tmpfs")?;
-        rustix::mount::fsmount(
-            &fsfd,
-            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
-            rustix::mount::MountAttrFlags::MOUNT_ATTR_RDONLY,
-        )
-        .ctx(|| "mounting tmpfs")?
-    } else {
-        let null = root.resolve("dev/null").ctx(|| "resolving /dev/null")?;
-        let nst = rustix::fs::fstat(&null).ctx(|| "stat /dev/null")?;
-        if nst.st_rdev != rustix::fs::makedev(1, 3) {
-            return Err(Error::msg("/dev/null in the container is not the null device"));
-        }
-        rustix::mount::open_tree(&null, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
+    let mounted =
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+            let fsfd = rustix::mount::fsopen("tmpfs", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)
+                .ctx(|| "opening tmpfs")?;
+            rustix::mount::fsconfig_set_string(&fsfd, "size", "0").ctx(|| "tmpfs size")?;
+            rustix::mount::fsconfig_create(&fsfd).ctx(|| "creating tmpfs")?;
+            rustix::mount::fsmount(
+                &fsfd,
+                rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+                rustix::mount::MountAttrFlags::MOUNT_ATTR_RDONLY,
+            )
+            .ctx(|| "mounting tmpfs")?
+        } else {
+            let null = root.resolve("dev/null").ctx(|| "resolving /dev/null")?;
+            let nst = rustix::fs::fstat(&null).ctx(|| "stat /dev/null")?;
+            if nst.st_rdev != rustix::fs::makedev(1, 3) {
+                return Err(Error::msg(
+                    "/dev/null in the container is not the null device",
+                ));
+            }
+            rustix::mount::open_tree(
+                &null,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
+            )
             .ctx(|| "cloning /dev/null")?
-    };
+        };
     rustix::mount::move_mount(
         mounted.as_fd(),
         "",
@@ -810,8 +1083,14 @@ pub fn mount_console(slave: BorrowedFd<'_>) -> Result<()> {
     let root = Root::open("/").ctx(|| "opening /")?;
     let _ = root.mkdir_all("dev", &perm(0o755));
     let target = mount_point(&root, Path::new("dev/console"), true)?;
-    let tree = rustix::mount::open_tree(slave, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
-        .ctx(|| "cloning the pty slave")?;
+    let tree = rustix::mount::open_tree(
+        slave,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .ctx(|| "cloning the pty slave")?;
     rustix::mount::move_mount(
         tree.as_fd(),
         "",
@@ -836,7 +1115,8 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
         let mut file = f
             .reopen(OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC)
             .ctx(|| format!("linux.sysctl.{k}: opening /proc/sys/{rel}"))?;
-        std::io::Write::write_all(&mut file, v.as_bytes()).ctx(|| format!("linux.sysctl.{k}: writing {v:?}"))?;
+        std::io::Write::write_all(&mut file, v.as_bytes())
+            .ctx(|| format!("linux.sysctl.{k}: writing {v:?}"))?;
     }
     Ok(())
 }

@@ -22,7 +22,11 @@ const MEMFD_NAME: &str = "berth-runtime";
 /// on a read-only mount (our detached bind, or a read-only /usr).
 pub fn is_sealed() -> bool {
     if std::fs::read_link("/proc/self/exe")
-        .map(|p| p.as_os_str().as_bytes().starts_with(b"/memfd:berth-runtime"))
+        .map(|p| {
+            p.as_os_str()
+                .as_bytes()
+                .starts_with(b"/memfd:berth-runtime")
+        })
         .unwrap_or(false)
     {
         return true;
@@ -86,7 +90,9 @@ fn readonly_view() -> Result<OwnedFd> {
     crate::rootfs::mount_setattr(
         std::os::fd::AsFd::as_fd(&tree),
         false,
-        crate::mountopts::attr::RDONLY | crate::mountopts::attr::NOSUID | crate::mountopts::attr::NODEV,
+        crate::mountopts::attr::RDONLY
+            | crate::mountopts::attr::NOSUID
+            | crate::mountopts::attr::NODEV,
         0,
         0,
         None,
@@ -118,7 +124,12 @@ fn sealed_copy() -> Result<OwnedFd> {
     while left > 0 {
         // SAFETY: both fds are valid; offsets are managed by the kernel.
         let n = unsafe {
-            libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), left)
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                left,
+            )
         };
         if n < 0 {
             let e = IoError::last_os_error();

@@ -90,7 +90,11 @@ pub struct Root {
 impl Root {
     /// Opens (creating with mode 0700 when missing) the runtime root.
     pub fn open(dir: &Path) -> Result<Root> {
-        match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).ctx(|| format!("creating runtime root {}", dir.display())),
@@ -158,7 +162,9 @@ impl Root {
         let dir = self.container_dir(id);
         let fd = match rustix::fs::open(
             &dir,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         ) {
             Ok(fd) => fd,

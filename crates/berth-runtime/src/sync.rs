@@ -85,7 +85,12 @@ impl Channel {
             anc.push(SendAncillaryMessage::ScmRights(&fds));
         }
         loop {
-            match rustix::net::sendmsg(&self.fd, &[IoSlice::new(&data)], &mut anc, SendFlags::NOSIGNAL) {
+            match rustix::net::sendmsg(
+                &self.fd,
+                &[IoSlice::new(&data)],
+                &mut anc,
+                SendFlags::NOSIGNAL,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e).ctx(|| "sending on the sync socket"),
@@ -148,8 +153,13 @@ pub fn send_fd_over(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> R
     let mut anc = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
     anc.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(socket, &[IoSlice::new(name.as_bytes())], &mut anc, SendFlags::NOSIGNAL)
-        .ctx(|| "sending the pty master to the console socket")?;
+    rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(name.as_bytes())],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )
+    .ctx(|| "sending the pty master to the console socket")?;
     Ok(())
 }
 

@@ -20,8 +20,9 @@ pub struct Pty {
 /// Opens a new pty from the devpts instance visible at `/dev/ptmx` (the container's, once
 /// the caller is inside its mount namespace) and sizes it.
 pub fn open(size: Option<(u16, u16)>) -> Result<Pty> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .ctx(|| "process.terminal: opening /dev/ptmx")?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .ctx(|| "process.terminal: opening /dev/ptmx")?;
     rustix::pty::grantpt(&master).ctx(|| "process.terminal: grantpt")?;
     rustix::pty::unlockpt(&master).ctx(|| "process.terminal: unlockpt")?;
     let name = rustix::pty::ptsname(&master, Vec::new()).ctx(|| "process.terminal: ptsname")?;
@@ -35,7 +36,8 @@ pub fn open(size: Option<(u16, u16)>) -> Result<Pty> {
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        rustix::termios::tcsetwinsize(&master, ws).ctx(|| "process.consoleSize: setting the size")?;
+        rustix::termios::tcsetwinsize(&master, ws)
+            .ctx(|| "process.consoleSize: setting the size")?;
     }
     Ok(Pty {
         master,
@@ -98,6 +100,7 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(self.fd, rustix::termios::OptionalActions::Now, &self.saved);
+        let _ =
+            rustix::termios::tcsetattr(self.fd, rustix::termios::OptionalActions::Now, &self.saved);
     }
 }

@@ -29,12 +29,27 @@ fn write_raw(c: &Ctr, data: &str) {
 fn malformed_json() {
     let mut c = Ctr::new("badjson", &["true"]);
     write_raw(&c, "{\"ociVersion\": \"1.0.0\", \"process\": ");
-    let o = run_cmd(c.cmd().args(["create", "--bundle"]).arg(c.bundle()).arg(&c.id), None);
+    let o = run_cmd(
+        c.cmd()
+            .args(["create", "--bundle"])
+            .arg(c.bundle())
+            .arg(&c.id),
+        None,
+    );
     o.fails_with(&["config.json", "EOF"]);
     assert_nothing_left(&c);
 
-    write_raw(&c, r#"{"ociVersion": "1.0.0", "process": {"args": "sh", "cwd": "/", "user": {"uid": 0, "gid": 0}}}"#);
-    let o = run_cmd(c.cmd().args(["create", "--bundle"]).arg(c.bundle()).arg(&c.id), None);
+    write_raw(
+        &c,
+        r#"{"ociVersion": "1.0.0", "process": {"args": "sh", "cwd": "/", "user": {"uid": 0, "gid": 0}}}"#,
+    );
+    let o = run_cmd(
+        c.cmd()
+            .args(["create", "--bundle"])
+            .arg(c.bundle())
+            .arg(&c.id),
+        None,
+    );
     o.fails_with(&["config.json", "process.args"]);
     assert_nothing_left(&c);
 }
@@ -42,19 +57,33 @@ fn malformed_json() {
 #[test]
 fn missing_config() {
     let c = Ctr::new("noconfig", &["true"]);
-    let o = run_cmd(c.cmd().args(["create", "--bundle"]).arg(c.bundle()).arg(&c.id), None);
+    let o = run_cmd(
+        c.cmd()
+            .args(["create", "--bundle"])
+            .arg(c.bundle())
+            .arg(&c.id),
+        None,
+    );
     o.fails_with(&["config.json", "No such file"]);
     assert_nothing_left(&c);
 }
 
 #[test]
 fn unsupported_oci_version() {
-    refused("badversion", |c| c.spec["ociVersion"] = json!("1.4.0"), &["ociVersion", "1.4.0"]);
+    refused(
+        "badversion",
+        |c| c.spec["ociVersion"] = json!("1.4.0"),
+        &["ociVersion", "1.4.0"],
+    );
 }
 
 #[test]
 fn missing_rootfs() {
-    refused("norootfs", |c| c.spec["root"]["path"] = json!("no-such-rootfs"), &["root.path", "no-such-rootfs"]);
+    refused(
+        "norootfs",
+        |c| c.spec["root"]["path"] = json!("no-such-rootfs"),
+        &["root.path", "no-such-rootfs"],
+    );
 }
 
 #[test]
@@ -62,7 +91,9 @@ fn bind_source_that_does_not_exist() {
     // This one fails inside the container's init, after the cgroup and namespaces exist.
     refused(
         "nobindsrc",
-        |c| c.add_mount(json!({"destination": "/data", "type": "bind", "source": "/nonexistent/berth-test", "options": ["rbind"]})),
+        |c| {
+            c.add_mount(json!({"destination": "/data", "type": "bind", "source": "/nonexistent/berth-test", "options": ["rbind"]}))
+        },
         &["mounts[7]", "/nonexistent/berth-test", "No such file"],
     );
 }
@@ -71,8 +102,14 @@ fn bind_source_that_does_not_exist() {
 fn soft_rlimit_above_hard() {
     refused(
         "badrlimit",
-        |c| c.spec["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]),
-        &["process.rlimits[0]", "soft limit 2048 exceeds hard limit 1024"],
+        |c| {
+            c.spec["process"]["rlimits"] =
+                json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}])
+        },
+        &[
+            "process.rlimits[0]",
+            "soft limit 2048 exceeds hard limit 1024",
+        ],
     );
 }
 
@@ -89,7 +126,12 @@ fn unknown_rlimit_type() {
 fn duplicate_namespace() {
     refused(
         "dupns",
-        |c| c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "network"})),
+        |c| {
+            c.spec["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "network"}))
+        },
         &["linux.namespaces[6].type", "duplicate", "net"],
     );
 }
@@ -98,7 +140,12 @@ fn duplicate_namespace() {
 fn unknown_namespace_type() {
     refused(
         "badns",
-        |c| c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"})),
+        |c| {
+            c.spec["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "bogus"}))
+        },
         &["linux.namespaces[6].type", "bogus"],
     );
 }
@@ -114,7 +161,11 @@ fn relative_namespace_path() {
 
 #[test]
 fn non_namespaced_sysctl() {
-    refused("badsysctl", |c| c.spec["linux"]["sysctl"] = json!({"vm.swappiness": "10"}), &["linux.sysctl.vm.swappiness"]);
+    refused(
+        "badsysctl",
+        |c| c.spec["linux"]["sysctl"] = json!({"vm.swappiness": "10"}),
+        &["linux.sysctl.vm.swappiness"],
+    );
 }
 
 #[test]
@@ -145,17 +196,29 @@ fn seccomp_unknown_syscall_name_in_a_rule() {
 
 #[test]
 fn empty_args() {
-    refused("noargs", |c| c.spec["process"]["args"] = json!([]), &["process.args", "must not be empty"]);
+    refused(
+        "noargs",
+        |c| c.spec["process"]["args"] = json!([]),
+        &["process.args", "must not be empty"],
+    );
 }
 
 #[test]
 fn relative_cwd() {
-    refused("relcwd", |c| c.spec["process"]["cwd"] = json!("tmp"), &["process.cwd", "absolute"]);
+    refused(
+        "relcwd",
+        |c| c.spec["process"]["cwd"] = json!("tmp"),
+        &["process.cwd", "absolute"],
+    );
 }
 
 #[test]
 fn env_without_equals() {
-    refused("badenv", |c| c.spec["process"]["env"] = json!(["PATH=/bin", "JUSTANAME"]), &["process.env[1]", "JUSTANAME"]);
+    refused(
+        "badenv",
+        |c| c.spec["process"]["env"] = json!(["PATH=/bin", "JUSTANAME"]),
+        &["process.env[1]", "JUSTANAME"],
+    );
 }
 
 #[test]
@@ -171,26 +234,42 @@ fn id_maps_without_a_user_namespace() {
 fn user_namespace_without_maps() {
     refused(
         "usernsnomaps",
-        |c| c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"})),
+        |c| {
+            c.spec["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}))
+        },
         &["linux.uidMappings"],
     );
 }
 
 #[test]
 fn cgroups_path_escaping_its_base() {
-    refused("badcgpath", |c| c.spec["linux"]["cgroupsPath"] = json!("/berth-test/../../etc"), &["cgroupsPath", ".."]);
+    refused(
+        "badcgpath",
+        |c| c.spec["linux"]["cgroupsPath"] = json!("/berth-test/../../etc"),
+        &["cgroupsPath", ".."],
+    );
 }
 
 #[test]
 fn unknown_rootfs_propagation() {
-    refused("badprop", |c| c.spec["linux"]["rootfsPropagation"] = json!("sideways"), &["linux.rootfsPropagation", "sideways"]);
+    refused(
+        "badprop",
+        |c| c.spec["linux"]["rootfsPropagation"] = json!("sideways"),
+        &["linux.rootfsPropagation", "sideways"],
+    );
 }
 
 #[test]
 fn relative_device_path() {
     refused(
         "reldev",
-        |c| c.spec["linux"]["devices"] = json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 3}]),
+        |c| {
+            c.spec["linux"]["devices"] =
+                json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 3}])
+        },
         &["linux.devices[0].path", "absolute"],
     );
 }
@@ -206,7 +285,11 @@ fn unknown_capability() {
 
 #[test]
 fn oom_score_adj_out_of_range() {
-    refused("badoom", |c| c.spec["process"]["oomScoreAdj"] = json!(1001), &["process.oomScoreAdj", "1001"]);
+    refused(
+        "badoom",
+        |c| c.spec["process"]["oomScoreAdj"] = json!(1001),
+        &["process.oomScoreAdj", "1001"],
+    );
 }
 
 #[test]
@@ -214,16 +297,27 @@ fn invalid_container_id() {
     let c = Ctr::new("badid", &["true"]);
     c.write_config();
     for id in ["a/b", "..", "with space"] {
-        let o = run_cmd(c.cmd().args(["create", "--bundle"]).arg(c.bundle()).arg(id), None);
+        let o = run_cmd(
+            c.cmd().args(["create", "--bundle"]).arg(c.bundle()).arg(id),
+            None,
+        );
         o.fails_with(&["invalid container id"]);
     }
-    let entries: Vec<_> = std::fs::read_dir(c.root_dir()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n != ".seccomp-cache").collect();
+    let entries: Vec<_> = std::fs::read_dir(c.root_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".seccomp-cache")
+        .collect();
     assert!(entries.is_empty(), "{entries:?}");
 }
 
 #[test]
 fn failing_program_lookup_leaves_nothing() {
-    refused("noprog", |c| c.spec["process"]["args"] = json!(["/bin/not-there"]), &["/bin/not-there"]);
+    refused(
+        "noprog",
+        |c| c.spec["process"]["args"] = json!(["/bin/not-there"]),
+        &["/bin/not-there"],
+    );
 }
 
 #[test]
@@ -250,13 +344,22 @@ fn a_cgroup_in_use_is_refused() {
     bad.spec["linux"]["resources"]["pids"] = json!({"limit": 5});
     // Even a config that would fail late, inside the init.
     bad.add_mount(json!({"destination": "/data", "type": "bind", "source": "/nonexistent/berth-test", "options": ["rbind"]}));
-    bad.create_with(&[]).fails_with(&["linux.cgroupsPath", "not empty"]);
+    bad.create_with(&[])
+        .fails_with(&["linux.cgroupsPath", "not empty"]);
     assert!(!bad.state_dir().exists());
     let s: Value = good.state();
     assert_eq!(s["status"], "running");
     let procs = std::fs::read_to_string(good.v1("pids").join("cgroup.procs")).unwrap();
-    assert!(procs.split_whitespace().any(|p| p == s["pid"].to_string()), "{procs}");
-    assert_eq!(std::fs::read_to_string(good.v1("pids").join("pids.max")).unwrap().trim(), "100");
+    assert!(
+        procs.split_whitespace().any(|p| p == s["pid"].to_string()),
+        "{procs}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(good.v1("pids").join("pids.max"))
+            .unwrap()
+            .trim(),
+        "100"
+    );
     // bad's guard must not touch good's cgroup.
     bad.spec["linux"]["cgroupsPath"] = own;
 }

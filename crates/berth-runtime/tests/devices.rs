@@ -36,8 +36,18 @@ fn default_devices_exist_with_the_right_numbers() {
 #[test]
 fn default_devices_in_a_user_namespace_are_usable() {
     // mknod is not allowed in a user namespace: the runtime binds the host's nodes instead.
-    let mut c = Ctr::new("devsuserns", &["sh", "-c", "stat -c '%t:%T' /dev/null /dev/urandom; head -c 3 /dev/zero | wc -c"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    let mut c = Ctr::new(
+        "devsuserns",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%t:%T' /dev/null /dev/urandom; head -c 3 /dev/zero | wc -c",
+        ],
+    );
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
     c.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     c.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     let o = c.run().ok();
@@ -46,7 +56,14 @@ fn default_devices_in_a_user_namespace_are_usable() {
 
 #[test]
 fn config_device_is_created_with_mode_and_owner() {
-    let mut c = Ctr::new("cfgdev", &["sh", "-c", "stat -c '%F %t:%T %a %u:%g' /dev/sub/mynull; echo x > /dev/sub/mynull && echo usable"]);
+    let mut c = Ctr::new(
+        "cfgdev",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%F %t:%T %a %u:%g' /dev/sub/mynull; echo x > /dev/sub/mynull && echo usable",
+        ],
+    );
     c.spec["linux"]["devices"] = json!([{
         "path": "/dev/sub/mynull", "type": "c", "major": 1, "minor": 3,
         "fileMode": 0o640, "uid": 1000, "gid": 1001,
@@ -54,13 +71,17 @@ fn config_device_is_created_with_mode_and_owner() {
     // The owner may write to it (root may not: it has no CAP_DAC_OVERRIDE here).
     c.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     let o = c.run().ok();
-    assert_eq!(o.stdout, "character special file 1:3 640 1000:1001\nusable\n");
+    assert_eq!(
+        o.stdout,
+        "character special file 1:3 640 1000:1001\nusable\n"
+    );
 }
 
 #[test]
 fn config_fifo_device() {
     let mut c = Ctr::new("cfgfifo", &["stat", "-c", "%F %a", "/dev/myfifo"]);
-    c.spec["linux"]["devices"] = json!([{"path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600}]);
+    c.spec["linux"]["devices"] =
+        json!([{"path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600}]);
     assert_eq!(c.run().ok().stdout, "fifo 600\n");
 }
 
@@ -77,14 +98,25 @@ fn device_cgroup_denies_devices_not_allowed() {
             c.spec["process"]["capabilities"][set] = caps.clone();
         }
         if allow {
-            c.spec["linux"]["resources"]["devices"].as_array_mut().unwrap().push(json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw"}));
+            c.spec["linux"]["resources"]["devices"]
+                .as_array_mut()
+                .unwrap()
+                .push(
+                    json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw"}),
+                );
         }
         let o = c.run();
         assert_ne!(o.code, 0, "{o:?}");
         if allow {
-            assert!(o.stderr.contains("File descriptor in bad state"), "allowed: {o:?}");
+            assert!(
+                o.stderr.contains("File descriptor in bad state"),
+                "allowed: {o:?}"
+            );
         } else {
-            assert!(o.stderr.contains("Operation not permitted"), "denied: {o:?}");
+            assert!(
+                o.stderr.contains("Operation not permitted"),
+                "denied: {o:?}"
+            );
         }
     }
 }
@@ -93,13 +125,25 @@ fn device_cgroup_denies_devices_not_allowed() {
 #[test]
 fn device_cgroup_list() {
     let mut c = Ctr::new("devlist", &["sleep", "1000"]);
-    c.spec["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+    c.spec["linux"]["devices"] =
+        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
     c.create();
     let list = std::fs::read_to_string(c.v1("devices").join("devices.list")).unwrap();
     let rules: Vec<&str> = list.lines().collect();
-    for want in ["c 1:3 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 136:* rwm", "c *:* m", "b *:* m", "c 10:229 rwm"] {
+    for want in [
+        "c 1:3 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 136:* rwm",
+        "c *:* m",
+        "b *:* m",
+        "c 10:229 rwm",
+    ] {
         assert!(rules.contains(&want), "{want} missing from {rules:?}");
     }
     assert!(!rules.contains(&"a *:* rwm"), "{rules:?}");
-    assert!(!rules.iter().any(|r| r.starts_with("c 10:200")), "{rules:?}");
+    assert!(
+        !rules.iter().any(|r| r.starts_with("c 10:200")),
+        "{rules:?}"
+    );
 }

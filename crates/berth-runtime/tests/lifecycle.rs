@@ -21,23 +21,37 @@ fn assert_oci_state(s: &Value) {
     assert!(s["id"].is_string(), "{s}");
     assert!(s["bundle"].is_string(), "{s}");
     let status = s["status"].as_str().expect("status is a string");
-    assert!(["creating", "created", "running", "stopped", "paused"].contains(&status), "{s}");
+    assert!(
+        ["creating", "created", "running", "stopped", "paused"].contains(&status),
+        "{s}"
+    );
     if let Some(pid) = o.get("pid") {
         assert!(pid.as_u64().is_some(), "pid must be an integer >= 0: {s}");
     }
     if let Some(a) = o.get("annotations") {
         for (k, v) in a.as_object().expect("annotations is an object") {
-            assert!(!k.is_empty() && v.is_string(), "annotations must map strings to strings: {s}");
+            assert!(
+                !k.is_empty() && v.is_string(),
+                "annotations must map strings to strings: {s}"
+            );
         }
     }
 }
 
 #[test]
 fn create_start_kill_delete() {
-    let mut c = Ctr::new("life", &["sh", "-c", "trap 'exit 0' TERM; echo started; while :; do sleep 1; done"]);
+    let mut c = Ctr::new(
+        "life",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; echo started; while :; do sleep 1; done",
+        ],
+    );
     c.spec["annotations"] = json!({"org.example.key": "value"});
     let pid_file = c.bundle().join("init.pid");
-    c.create_with(&["--pid-file", pid_file.to_str().unwrap()]).ok();
+    c.create_with(&["--pid-file", pid_file.to_str().unwrap()])
+        .ok();
 
     let s = c.state();
     assert_oci_state(&s);
@@ -47,13 +61,19 @@ fn create_start_kill_delete() {
     assert_eq!(s["annotations"]["org.example.key"], "value");
     let pid = s["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     // Created but not started: the program has not run yet.
     assert!(!c.console().contains("started"));
     // The init is in the container's cgroup.
     let procs = std::fs::read_to_string(c.v1("memory").join("cgroup.procs")).unwrap();
-    assert!(procs.split_whitespace().any(|p| p == pid.to_string()), "{procs}");
+    assert!(
+        procs.split_whitespace().any(|p| p == pid.to_string()),
+        "{procs}"
+    );
 
     c.start().ok();
     c.wait_console("started");
@@ -78,7 +98,11 @@ fn create_start_kill_delete() {
 
 #[test]
 fn run_propagates_exit_codes() {
-    for (script, code) in [("exit 0", 0), ("exit 3", 3), ("echo out; echo err >&2; exit 42", 42)] {
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 3", 3),
+        ("echo out; echo err >&2; exit 42", 42),
+    ] {
         let mut c = Ctr::new("exit", &["sh", "-c", script]);
         let o = c.run();
         assert_eq!(o.code, code, "{script}: {o:?}");
@@ -135,19 +159,26 @@ fn container_that_exits_by_itself_is_stopped() {
 #[test]
 fn commands_on_a_missing_container_fail() {
     let c = Ctr::new("missing", &["true"]);
-    for cmd in ["state", "start", "delete", "kill", "pause", "resume", "ps", "exec"] {
+    for cmd in [
+        "state", "start", "delete", "kill", "pause", "resume", "ps", "exec",
+    ] {
         let mut args = vec![cmd, c.id.as_str()];
         if cmd == "exec" {
             args.push("true");
         }
         let o = c.rt(&args);
         assert_eq!(o.code, 1, "{cmd}: {o:?}");
-        assert!(o.stderr.contains(&format!("container {} does not exist", c.id)), "{cmd}: {o:?}");
+        assert!(
+            o.stderr
+                .contains(&format!("container {} does not exist", c.id)),
+            "{cmd}: {o:?}"
+        );
     }
     // delete --force of nothing is not an error (runc's behaviour, which engines rely on).
     c.rt(&["delete", "--force", &c.id]).ok();
     // An id that could escape the root is refused.
-    c.rt(&["state", "../x"]).fails_with(&["invalid container id"]);
+    c.rt(&["state", "../x"])
+        .fails_with(&["invalid container id"]);
 }
 
 #[test]
@@ -158,7 +189,13 @@ fn duplicate_id_is_refused_and_the_first_container_survives() {
     let b = Ctr::sharing_root(&a, "dup", &["true"]);
     b.write_config();
     // Not through b's guard: it must not delete a's container afterwards.
-    let o = run_cmd(b.cmd().args(["create", "--bundle"]).arg(b.bundle()).arg(&a.id), None);
+    let o = run_cmd(
+        b.cmd()
+            .args(["create", "--bundle"])
+            .arg(b.bundle())
+            .arg(&a.id),
+        None,
+    );
     o.fails_with(&["already exists"]);
     for d in b.cgroup_dirs() {
         assert!(!d.exists(), "the refused create left {}", d.display());
@@ -210,7 +247,10 @@ fn delete_of_a_created_container_kills_its_init() {
         reap_orphans();
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
-    assert!(!c.console().contains("ran"), "the program of a deleted container must never run");
+    assert!(
+        !c.console().contains("ran"),
+        "the program of a deleted container must never run"
+    );
 }
 
 #[test]
@@ -224,9 +264,18 @@ fn list_formats() {
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", o.stdout);
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
     let row = |id: &str| -> Vec<String> {
-        lines.iter().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("no row for {id}")).split_whitespace().map(str::to_string).collect()
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row for {id}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     };
     let ra = row(&a.id);
     assert_eq!(ra[1], a.pid().to_string());
@@ -268,18 +317,35 @@ fn list_of_an_empty_root() {
 fn kill_with_all_signals_every_process() {
     // Without a pid namespace, killing the init alone would leave the background sleeper.
     let mut c = Ctr::new("killall", &["sh", "-c", "sleep 1000 & echo bg; wait"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "pid");
     c.create_start();
     c.wait_console("bg");
     let procs = c.v1("pids").join("cgroup.procs");
-    wait_for("two processes", || (std::fs::read_to_string(&procs).unwrap().split_whitespace().count() == 2).then_some(()));
+    wait_for("two processes", || {
+        (std::fs::read_to_string(&procs)
+            .unwrap()
+            .split_whitespace()
+            .count()
+            == 2)
+            .then_some(())
+    });
     let o = c.rt(&["ps", "--format", "json", &c.id]).ok();
-    assert_eq!(serde_json::from_str::<Vec<i32>>(&o.stdout).unwrap().len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Vec<i32>>(&o.stdout).unwrap().len(),
+        2
+    );
     c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
     c.wait_status("stopped");
     wait_for("an empty cgroup", || {
         reap_orphans();
-        std::fs::read_to_string(&procs).unwrap().trim().is_empty().then_some(())
+        std::fs::read_to_string(&procs)
+            .unwrap()
+            .trim()
+            .is_empty()
+            .then_some(())
     });
 }
 
@@ -287,6 +353,7 @@ fn kill_with_all_signals_every_process() {
 fn kill_refuses_an_unknown_signal() {
     let mut c = Ctr::new("badsig", &["sleep", "1000"]);
     c.create_start();
-    c.rt(&["kill", &c.id, "NOPE"]).fails_with(&["unknown signal"]);
+    c.rt(&["kill", &c.id, "NOPE"])
+        .fails_with(&["unknown signal"]);
     assert_eq!(c.status(), "running");
 }

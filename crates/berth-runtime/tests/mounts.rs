@@ -17,7 +17,14 @@ struct HostMount(PathBuf);
 impl HostMount {
     fn tmpfs(at: &Path) -> HostMount {
         fs::create_dir_all(at).unwrap();
-        rustix::mount::mount("tmpfs", at, "tmpfs", rustix::mount::MountFlags::empty(), c"size=1m").unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            at,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            c"size=1m",
+        )
+        .unwrap();
         HostMount(at.to_path_buf())
     }
 }
@@ -36,22 +43,42 @@ fn bind(src: &Path, dst: &str, opts: &[&str]) -> serde_json::Value {
 fn bind_mount_read_write() {
     let host = temp_dir();
     fs::write(host.path().join("from-host"), "hello").unwrap();
-    let mut c = Ctr::new("bindrw", &["sh", "-c", "cat /data/from-host && echo written > /data/from-ctr"]);
+    let mut c = Ctr::new(
+        "bindrw",
+        &[
+            "sh",
+            "-c",
+            "cat /data/from-host && echo written > /data/from-ctr",
+        ],
+    );
     c.add_mount(bind(host.path(), "/data", &["rbind", "rw"]));
     let o = c.run().ok();
     assert_eq!(o.stdout, "hello");
-    assert_eq!(fs::read_to_string(host.path().join("from-ctr")).unwrap(), "written\n");
+    assert_eq!(
+        fs::read_to_string(host.path().join("from-ctr")).unwrap(),
+        "written\n"
+    );
 }
 
 #[test]
 fn bind_mount_read_only() {
     let host = temp_dir();
     fs::write(host.path().join("f"), "data").unwrap();
-    let mut c = Ctr::new("bindro", &["sh", "-c", "cat /data/f; echo x > /data/g || echo refused; echo x >> /data/f || echo refused2"]);
+    let mut c = Ctr::new(
+        "bindro",
+        &[
+            "sh",
+            "-c",
+            "cat /data/f; echo x > /data/g || echo refused; echo x >> /data/f || echo refused2",
+        ],
+    );
     c.add_mount(bind(host.path(), "/data", &["bind", "ro"]));
     let o = c.run().ok();
     assert!(o.stdout.starts_with("data"), "{o:?}");
-    assert!(o.stdout.contains("refused\n") && o.stdout.contains("refused2"), "{o:?}");
+    assert!(
+        o.stdout.contains("refused\n") && o.stdout.contains("refused2"),
+        "{o:?}"
+    );
     assert!(o.stderr.contains("Read-only file system"), "{o:?}");
     assert!(!host.path().join("g").exists());
     assert_eq!(fs::read_to_string(host.path().join("f")).unwrap(), "data");
@@ -94,14 +121,29 @@ fn tmpfs_options_size_and_mode() {
     let o = c.run().ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "1770");
-    assert!(lines[1].contains("size=1024k") && lines[1].contains("nosuid") && lines[1].contains("nodev"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("size=1024k")
+            && lines[1].contains("nosuid")
+            && lines[1].contains("nodev"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(lines[2], "full", "a 2 MiB file must not fit a 1 MiB tmpfs");
 }
 
 #[test]
 fn tmpfs_noexec() {
-    let mut c = Ctr::new("noexec", &["sh", "-c", "cp /bin/busybox /x/bb && /x/bb true && echo ran || echo refused"]);
-    c.add_mount(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]}));
+    let mut c = Ctr::new(
+        "noexec",
+        &[
+            "sh",
+            "-c",
+            "cp /bin/busybox /x/bb && /x/bb true && echo ran || echo refused",
+        ],
+    );
+    c.add_mount(
+        json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]}),
+    );
     let o = c.run().ok();
     assert_eq!(o.stdout, "refused\n", "{o:?}");
 }
@@ -122,17 +164,33 @@ fn mount_propagation_options() {
     c.add_mount(bind(&src, "/private", &["rbind", "rprivate"]));
     c.create_start();
     let mountinfo = c.sh("cat /proc/self/mountinfo").ok().stdout;
-    let line = |mp: &str| mountinfo.lines().find(|l| l.split(' ').nth(4) == Some(mp)).unwrap_or_else(|| panic!("{mp} missing: {mountinfo}")).to_string();
+    let line = |mp: &str| {
+        mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("{mp} missing: {mountinfo}"))
+            .to_string()
+    };
     assert!(line("/slave").contains("master:"), "{}", line("/slave"));
-    assert!(!line("/private").contains("master:") && !line("/private").contains("shared:"), "{}", line("/private"));
+    assert!(
+        !line("/private").contains("master:") && !line("/private").contains("shared:"),
+        "{}",
+        line("/private")
+    );
 
     let late = HostMount::tmpfs(&src.join("late"));
     fs::write(src.join("late/file"), "x").unwrap();
     c.sh("touch /tmp/go").ok();
     let out = c.wait_console("end");
     let (slave, private) = out.split_once("--").unwrap();
-    assert!(slave.contains("file"), "the slave mount must see the host's new mount: {out}");
-    assert!(!private.contains("file"), "the private mount must not: {out}");
+    assert!(
+        slave.contains("file"),
+        "the slave mount must see the host's new mount: {out}"
+    );
+    assert!(
+        !private.contains("file"),
+        "the private mount must not: {out}"
+    );
     c.cleanup();
     drop(late);
     drop(shared);
@@ -140,13 +198,19 @@ fn mount_propagation_options() {
 
 #[test]
 fn readonly_rootfs() {
-    let mut c = Ctr::new("rootro", &["sh", "-c", "touch /newfile && echo created || echo refused"]);
+    let mut c = Ctr::new(
+        "rootro",
+        &["sh", "-c", "touch /newfile && echo created || echo refused"],
+    );
     let o = c.run().ok();
     assert_eq!(o.stdout, "refused\n");
     assert!(o.stderr.contains("Read-only file system"), "{o:?}");
     assert!(!c.rootfs().join("newfile").exists());
 
-    let mut c = Ctr::new("rootrw", &["sh", "-c", "touch /newfile && echo created || echo refused"]);
+    let mut c = Ctr::new(
+        "rootrw",
+        &["sh", "-c", "touch /newfile && echo created || echo refused"],
+    );
     c.spec["root"]["readonly"] = json!(false);
     assert_eq!(c.run().ok().stdout, "created\n");
     assert!(c.rootfs().join("newfile").exists());
@@ -174,7 +238,10 @@ fn masked_paths() {
     assert_eq!(lines[2], "end", "a masked directory is empty: {o:?}");
     assert_eq!(lines[3], "dir-refused", "and read-only: {o:?}");
     // The files themselves are untouched.
-    assert_eq!(fs::read_to_string(c.rootfs().join("etc/secret")).unwrap(), "top secret");
+    assert_eq!(
+        fs::read_to_string(c.rootfs().join("etc/secret")).unwrap(),
+        "top secret"
+    );
 }
 
 #[test]
@@ -183,7 +250,10 @@ fn readonly_paths() {
                   echo y > /work/f || echo work-refused";
     let mut c = Ctr::new("ropaths", &["sh", "-c", script]);
     c.add_mount(json!({"destination": "/work", "type": "tmpfs", "source": "tmpfs"}));
-    c.spec["linux"]["readonlyPaths"].as_array_mut().unwrap().push(json!("/work"));
+    c.spec["linux"]["readonlyPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/work"));
     let o = c.run().ok();
     assert!(o.stdout.contains("sys-refused"), "{o:?}");
     assert!(o.stdout.contains("work-refused"), "{o:?}");
@@ -199,8 +269,20 @@ fn idmapped_bind_mount_shows_mapped_owners() {
     fs::write(&f, "x").unwrap();
     let g = host.path().join("owned-by-42");
     fs::write(&g, "y").unwrap();
-    rustix::fs::chown(&g, Some(rustix::fs::Uid::from_raw(42)), Some(rustix::fs::Gid::from_raw(43))).unwrap();
-    let mut c = Ctr::new("idmap", &["sh", "-c", "stat -c %u:%g /idm/owned-by-root /idm/owned-by-42 /plain/owned-by-root"]);
+    rustix::fs::chown(
+        &g,
+        Some(rustix::fs::Uid::from_raw(42)),
+        Some(rustix::fs::Gid::from_raw(43)),
+    )
+    .unwrap();
+    let mut c = Ctr::new(
+        "idmap",
+        &[
+            "sh",
+            "-c",
+            "stat -c %u:%g /idm/owned-by-root /idm/owned-by-42 /plain/owned-by-root",
+        ],
+    );
     c.add_mount(json!({
         "destination": "/idm", "type": "bind", "source": host.path(), "options": ["bind", "idmap"],
         "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 100}],
@@ -208,8 +290,13 @@ fn idmapped_bind_mount_shows_mapped_owners() {
     }));
     c.add_mount(bind(host.path(), "/plain", &["bind"]));
     let o = c.run();
-    if o.code != 0 && (o.stderr.contains("idmapping the mount") || o.stderr.contains("Invalid argument")) {
-        eprintln!("SKIP: the kernel or filesystem refuses idmapped mounts here: {}", o.stderr);
+    if o.code != 0
+        && (o.stderr.contains("idmapping the mount") || o.stderr.contains("Invalid argument"))
+    {
+        eprintln!(
+            "SKIP: the kernel or filesystem refuses idmapped mounts here: {}",
+            o.stderr
+        );
         return;
     }
     let o = o.ok();
@@ -232,7 +319,10 @@ fn idmapped_tmpfs_bind_mount() {
     }));
     let o = c.run();
     if o.code != 0 && o.stderr.contains("idmapping the mount") {
-        eprintln!("SKIP: tmpfs refuses idmapped mounts on this kernel: {}", o.stderr);
+        eprintln!(
+            "SKIP: tmpfs refuses idmapped mounts on this kernel: {}",
+            o.stderr
+        );
         return;
     }
     assert_eq!(o.ok().stdout, "500:600\n");
@@ -243,18 +333,29 @@ fn idmap_without_mappings_is_refused() {
     let host = temp_dir();
     let mut c = Ctr::new("idmapnomap", &["true"]);
     c.add_mount(bind(host.path(), "/idm", &["bind", "idmap"]));
-    c.create_with(&[]).fails_with(&["mounts[7].options", "idmap"]);
+    c.create_with(&[])
+        .fails_with(&["mounts[7].options", "idmap"]);
     assert_nothing_left(&c);
 }
 
 #[test]
 fn cgroup_mount_shows_the_containers_own_cgroup() {
     for cgns in [true, false] {
-        let mut c = Ctr::new("cgmount", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; ls /sys/fs/cgroup; echo x > /sys/fs/cgroup/pids/pids.max || echo ro"]);
+        let mut c = Ctr::new(
+            "cgmount",
+            &[
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; ls /sys/fs/cgroup; echo x > /sys/fs/cgroup/pids/pids.max || echo ro",
+            ],
+        );
         c.spec["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
         c.spec["linux"]["resources"]["pids"] = json!({"limit": 77});
         if !cgns {
-            c.spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+            c.spec["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "cgroup");
         }
         let o = c.run().ok();
         let lines: Vec<&str> = o.stdout.lines().collect();
@@ -263,14 +364,23 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
         for ctl in ["cpu", "memory", "pids", "devices", "freezer"] {
             assert!(lines.contains(&ctl), "cgns={cgns}: {ctl} missing: {o:?}");
         }
-        assert_eq!(*lines.last().unwrap(), "ro", "the cgroup mount is read-only: {o:?}");
+        assert_eq!(
+            *lines.last().unwrap(),
+            "ro",
+            "the cgroup mount is read-only: {o:?}"
+        );
     }
 }
 
 #[test]
 fn bind_source_that_does_not_exist_fails_and_leaves_nothing() {
     let mut c = Ctr::new("nosrc", &["true"]);
-    c.add_mount(bind(Path::new("/nonexistent/berth-test-source"), "/data", &["bind"]));
-    c.create_with(&[]).fails_with(&["mounts[7]", "/nonexistent/berth-test-source"]);
+    c.add_mount(bind(
+        Path::new("/nonexistent/berth-test-source"),
+        "/data",
+        &["bind"],
+    ));
+    c.create_with(&[])
+        .fails_with(&["mounts[7]", "/nonexistent/berth-test-source"]);
     assert_nothing_left(&c);
 }

@@ -10,7 +10,10 @@ use support::*;
 const ALL_BUT_USER: [&str; 7] = ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"];
 
 fn ns_script(names: &[&str]) -> String {
-    names.iter().map(|n| format!("echo {n}=$(readlink /proc/self/ns/{n});")).collect()
+    names
+        .iter()
+        .map(|n| format!("echo {n}=$(readlink /proc/self/ns/{n});"))
+        .collect()
 }
 
 fn parse_ns(out: &str, name: &str) -> String {
@@ -22,8 +25,18 @@ fn parse_ns(out: &str, name: &str) -> String {
 
 #[test]
 fn every_new_namespace_differs_from_the_host() {
-    let mut c = Ctr::new("newns", &["sh", "-c", &format!("{} echo pid1=$$", ns_script(&ALL_BUT_USER))]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    let mut c = Ctr::new(
+        "newns",
+        &[
+            "sh",
+            "-c",
+            &format!("{} echo pid1=$$", ns_script(&ALL_BUT_USER)),
+        ],
+    );
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
     let o = c.run().ok();
     for n in ALL_BUT_USER {
         let inside = parse_ns(&o.stdout, n);
@@ -31,24 +44,42 @@ fn every_new_namespace_differs_from_the_host() {
         assert!(inside.starts_with(&format!("{n}:[")), "{inside}");
         assert_ne!(inside, host, "{n} namespace is the host's");
     }
-    assert_eq!(parse_ns(&o.stdout, "pid1"), "1", "the program is pid 1 of its pid namespace");
+    assert_eq!(
+        parse_ns(&o.stdout, "pid1"),
+        "1",
+        "the program is pid 1 of its pid namespace"
+    );
 }
 
 #[test]
 fn without_namespaces_the_host_ones_are_kept() {
-    let mut c = Ctr::new("hostns", &["sh", "-c", &ns_script(&["net", "ipc", "uts", "cgroup"])]);
+    let mut c = Ctr::new(
+        "hostns",
+        &["sh", "-c", &ns_script(&["net", "ipc", "uts", "cgroup"])],
+    );
     c.spec["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
     c.spec.as_object_mut().unwrap().remove("hostname");
     let o = c.run().ok();
     for n in ["net", "ipc", "uts", "cgroup"] {
-        assert_eq!(parse_ns(&o.stdout, n), ns_id(&format!("/proc/self/ns/{n}")), "{n}");
+        assert_eq!(
+            parse_ns(&o.stdout, n),
+            ns_id(&format!("/proc/self/ns/{n}")),
+            "{n}"
+        );
     }
 }
 
 #[test]
 fn namespaces_joined_by_path_are_the_holders() {
     let holder = NsHolder::new(&["--net", "--uts", "--ipc"], "hostname holder-host");
-    let mut c = Ctr::new("joinns", &["sh", "-c", &format!("{} hostname", ns_script(&["net", "uts", "ipc"]))]);
+    let mut c = Ctr::new(
+        "joinns",
+        &[
+            "sh",
+            "-c",
+            &format!("{} hostname", ns_script(&["net", "uts", "ipc"])),
+        ],
+    );
     c.spec.as_object_mut().unwrap().remove("hostname");
     c.spec["linux"]["namespaces"] = json!([
         {"type": "pid"}, {"type": "mount"}, {"type": "cgroup"},
@@ -64,15 +95,20 @@ fn namespaces_joined_by_path_are_the_holders() {
     }
     assert_eq!(o.stdout.lines().last().unwrap(), "holder-host");
     // The runtime itself went back to its own namespaces: the host's hostname is unchanged.
-    assert_ne!(rustix::system::uname().nodename().to_str().unwrap(), "holder-host");
+    assert_ne!(
+        rustix::system::uname().nodename().to_str().unwrap(),
+        "holder-host"
+    );
 }
 
 #[test]
 fn joining_a_namespace_that_does_not_exist_fails_naming_it() {
     let mut c = Ctr::new("joinmissing", &["true"]);
-    c.spec["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/proc/999999999/ns/net"}]);
+    c.spec["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "network", "path": "/proc/999999999/ns/net"}]);
     c.spec.as_object_mut().unwrap().remove("hostname");
-    c.create_with(&[]).fails_with(&["linux.namespaces[1].path", "/proc/999999999/ns/net"]);
+    c.create_with(&[])
+        .fails_with(&["linux.namespaces[1].path", "/proc/999999999/ns/net"]);
     assert_nothing_left(&c);
 }
 
@@ -80,13 +116,24 @@ fn joining_a_namespace_that_does_not_exist_fails_naming_it() {
 fn user_namespace_maps_ids() {
     let mut c = Ctr::new(
         "userns",
-        &["sh", "-c", "echo uid_map; cat /proc/self/uid_map; echo gid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user; stat -c %u:%g /bin/busybox"],
+        &[
+            "sh",
+            "-c",
+            "echo uid_map; cat /proc/self/uid_map; echo gid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user; stat -c %u:%g /bin/busybox",
+        ],
     );
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
     c.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     c.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
     let o = c.run().ok();
-    let lines: Vec<Vec<&str>> = o.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["uid_map"]);
     assert_eq!(lines[1], ["0", "100000", "65536"]);
     assert_eq!(lines[2], ["gid_map"]);
@@ -101,7 +148,10 @@ fn user_namespace_maps_ids() {
 #[test]
 fn user_namespace_process_has_the_mapped_host_uid() {
     let mut c = Ctr::new("usernshost", &["sleep", "1000"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
     c.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     c.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     c.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
@@ -109,47 +159,93 @@ fn user_namespace_process_has_the_mapped_host_uid() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", c.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let gid_line = status.lines().find(|l| l.starts_with("Gid:")).unwrap();
-    assert_eq!(uid_line.split_whitespace().nth(1), Some("101000"), "{uid_line}");
-    assert_eq!(gid_line.split_whitespace().nth(1), Some("101000"), "{gid_line}");
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("101000"),
+        "{uid_line}"
+    );
+    assert_eq!(
+        gid_line.split_whitespace().nth(1),
+        Some("101000"),
+        "{gid_line}"
+    );
 }
 
 #[test]
 fn hostname_and_domainname() {
-    let mut c = Ctr::new("uts", &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"]);
+    let mut c = Ctr::new(
+        "uts",
+        &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
+    );
     c.spec["hostname"] = json!("box-one");
     c.spec["domainname"] = json!("example.test");
     let o = c.run().ok();
     assert_eq!(o.stdout, "box-one\nexample.test\n");
-    assert_ne!(rustix::system::uname().nodename().to_str().unwrap(), "box-one");
+    assert_ne!(
+        rustix::system::uname().nodename().to_str().unwrap(),
+        "box-one"
+    );
 }
 
 #[test]
 fn hostname_without_a_uts_namespace_is_refused() {
     let mut c = Ctr::new("noutsns", &["true"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "uts");
     c.spec["hostname"] = json!("nope");
-    c.create_with(&[]).fails_with(&["hostname", "UTS namespace"]);
+    c.create_with(&[])
+        .fails_with(&["hostname", "UTS namespace"]);
     assert_nothing_left(&c);
 }
 
 #[test]
 fn time_namespace_offsets() {
     const YEAR: u64 = 365 * 24 * 3600;
-    let mut c = Ctr::new("timens", &["sh", "-c", "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+    let mut c = Ctr::new(
+        "timens",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime",
+        ],
+    );
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
     c.spec["linux"]["timeOffsets"] = json!({
         "monotonic": {"secs": 2 * YEAR, "nanosecs": 0},
         "boottime": {"secs": YEAR, "nanosecs": 500},
     });
     let o = c.run().ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
-    let offs: Vec<Vec<&str>> = lines[..2].iter().map(|l| l.split_whitespace().collect()).collect();
-    assert!(offs.contains(&vec!["monotonic", &(2 * YEAR).to_string(), "0"]), "{offs:?}");
-    assert!(offs.contains(&vec!["boottime", &YEAR.to_string(), "500"]), "{offs:?}");
+    let offs: Vec<Vec<&str>> = lines[..2]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        offs.contains(&vec!["monotonic", &(2 * YEAR).to_string(), "0"]),
+        "{offs:?}"
+    );
+    assert!(
+        offs.contains(&vec!["boottime", &YEAR.to_string(), "500"]),
+        "{offs:?}"
+    );
     // /proc/uptime counts boottime: the container sees the host's uptime plus a year.
     let up: u64 = lines[2].parse().unwrap();
-    let host_up: u64 = std::fs::read_to_string("/proc/uptime").unwrap().split('.').next().unwrap().parse().unwrap();
-    assert!(up >= YEAR && up <= YEAR + host_up + 5, "uptime inside {up}, host {host_up}");
+    let host_up: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        up >= YEAR && up <= YEAR + host_up + 5,
+        "uptime inside {up}, host {host_up}"
+    );
 }
 
 #[test]
@@ -165,13 +261,24 @@ fn cgroup_namespace_roots_the_container_cgroup() {
     let mut c = Ctr::new("cgns", &["cat", "/proc/self/cgroup"]);
     let o = c.run().ok();
     for l in o.stdout.lines() {
-        assert!(l.ends_with(":/"), "with a cgroup namespace every path is /: {}", o.stdout);
+        assert!(
+            l.ends_with(":/"),
+            "with a cgroup namespace every path is /: {}",
+            o.stdout
+        );
     }
     assert!(o.stdout.contains(":memory:/"), "{}", o.stdout);
 
     let mut c = Ctr::new("nocgns", &["cat", "/proc/self/cgroup"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
     let o = c.run().ok();
     let want = format!(":memory:{}", c.cgroup_path());
-    assert!(o.stdout.lines().any(|l| l.ends_with(&want)), "without one the host path shows: {}", o.stdout);
+    assert!(
+        o.stdout.lines().any(|l| l.ends_with(&want)),
+        "without one the host path shows: {}",
+        o.stdout
+    );
 }

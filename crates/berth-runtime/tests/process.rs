@@ -40,7 +40,11 @@ fn environment_and_home() {
     let o = c.run().ok();
     let mut vars: Vec<&str> = o.stdout.lines().collect();
     vars.sort();
-    assert_eq!(vars, ["EMPTY=", "FOO=bar baz", "HOME=/root", "PATH=/bin"], "HOME comes from /etc/passwd");
+    assert_eq!(
+        vars,
+        ["EMPTY=", "FOO=bar baz", "HOME=/root", "PATH=/bin"],
+        "HOME comes from /etc/passwd"
+    );
 
     let mut c = Ctr::new("envuser", &["sh", "-c", "echo $HOME"]);
     c.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
@@ -54,7 +58,8 @@ fn environment_and_home() {
 #[test]
 fn program_is_found_in_path_or_fails_clearly() {
     let mut c = Ctr::new("path", &["no-such-program"]);
-    c.run().fails_with(&["no-such-program", "executable file not found in $PATH"]);
+    c.run()
+        .fails_with(&["no-such-program", "executable file not found in $PATH"]);
     assert_nothing_left(&c);
 
     let mut c = Ctr::new("path2", &["/bin/no-such-program"]);
@@ -79,25 +84,50 @@ fn user_group_and_additional_groups() {
     let mut c = Ctr::new("ids", &["cat", "/proc/self/status"]);
     c.spec["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7, 1001]});
     let o = c.run().ok();
-    assert_eq!(field(&o.stdout, "Uid").split_whitespace().collect::<Vec<_>>(), ["1000"; 4]);
-    assert_eq!(field(&o.stdout, "Gid").split_whitespace().collect::<Vec<_>>(), ["1001"; 4]);
-    assert_eq!(field(&o.stdout, "Groups").split_whitespace().collect::<Vec<_>>(), ["5", "7", "1001"]);
+    assert_eq!(
+        field(&o.stdout, "Uid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(
+        field(&o.stdout, "Gid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1001"; 4]
+    );
+    assert_eq!(
+        field(&o.stdout, "Groups")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["5", "7", "1001"]
+    );
     // A non-root user keeps the bounding set but no effective capabilities.
     assert_eq!(field(&o.stdout, "CapBnd"), "0000000020000420");
     assert_eq!(field(&o.stdout, "CapEff"), "0000000000000000");
 
     let mut c = Ctr::new("root-groups", &["cat", "/proc/self/status"]);
     let o = c.run().ok();
-    assert_eq!(field(&o.stdout, "Groups"), "", "no supplementary groups by default");
+    assert_eq!(
+        field(&o.stdout, "Groups"),
+        "",
+        "no supplementary groups by default"
+    );
 }
 
 #[test]
 fn umask() {
-    let mut c = Ctr::new("umask", &["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"]);
+    let mut c = Ctr::new(
+        "umask",
+        &["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"],
+    );
     c.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     assert_eq!(c.run().ok().stdout, "0022\n644\n", "0022 by default");
 
-    let mut c = Ctr::new("umask2", &["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"]);
+    let mut c = Ctr::new(
+        "umask2",
+        &["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"],
+    );
     c.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     c.spec["process"]["user"]["umask"] = json!(0o027);
     assert_eq!(c.run().ok().stdout, "0027\n640\n");
@@ -114,7 +144,11 @@ fn rlimits_are_applied() {
     let o = c.run().ok();
     let row = |name: &str| -> Vec<String> {
         let l = o.stdout.lines().find(|l| l.starts_with(name)).unwrap();
-        l[name.len()..].split_whitespace().take(2).map(str::to_string).collect()
+        l[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_string)
+            .collect()
     };
     assert_eq!(row("Max open files"), ["100", "200"]);
     assert_eq!(row("Max core file size"), ["0", "0"]);
@@ -123,9 +157,15 @@ fn rlimits_are_applied() {
 
 #[test]
 fn raising_a_hard_rlimit_needs_cap_sys_resource() {
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit with a valid struct.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) },
+        0
+    );
     if cur.rlim_max == libc::RLIM_INFINITY {
         eprintln!("SKIP: RLIMIT_MEMLOCK is unlimited here, nothing to raise");
         return;
@@ -217,7 +257,10 @@ fn without_cap_net_bind_service_low_ports_are_refused() {
     let mut c = Ctr::new("bind80", &["sh", "-c", script]);
     set_caps(&mut c, &["CAP_KILL"]);
     let o = c.run();
-    assert!(o.stderr.contains("Permission denied") || o.stderr.contains("Operation not permitted"), "{o:?}");
+    assert!(
+        o.stderr.contains("Permission denied") || o.stderr.contains("Operation not permitted"),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -264,14 +307,20 @@ fn seccomp_errno() {
     c.spec["linux"]["seccomp"] = seccomp_deny(json!({}));
     let o = c.run().ok();
     assert_eq!(o.stdout, "refused\ntouched\n");
-    assert!(o.stderr.contains("Operation not permitted"), "EPERM by default: {o:?}");
+    assert!(
+        o.stderr.contains("Operation not permitted"),
+        "EPERM by default: {o:?}"
+    );
 
     let mut c = Ctr::new("scerrno2", &["sh", "-c", script]);
     c.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     c.spec["linux"]["seccomp"] = seccomp_deny(json!({"errnoRet": libc::ENOSPC}));
     let o = c.run().ok();
     assert_eq!(o.stdout, "refused\ntouched\n");
-    assert!(o.stderr.contains("No space left on device"), "errnoRet: {o:?}");
+    assert!(
+        o.stderr.contains("No space left on device"),
+        "errnoRet: {o:?}"
+    );
 }
 
 #[test]
@@ -296,26 +345,44 @@ fn seccomp_without_no_new_privileges() {
 fn sysctl_in_new_namespaces() {
     let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let host_shm = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
-    let mut c = Ctr::new("sysctl", &["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmni"]);
+    let mut c = Ctr::new(
+        "sysctl",
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/shmmni",
+        ],
+    );
     let fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
     c.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": fwd, "kernel.shmmni": "1234"});
     assert_eq!(c.run().ok().stdout, format!("{fwd}\n1234\n"));
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd);
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(), host_shm);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        host_shm
+    );
 }
 
 #[test]
 fn non_namespaced_sysctl_is_refused_at_create() {
     let mut c = Ctr::new("sysctlbad", &["true"]);
     c.spec["linux"]["sysctl"] = json!({"kernel.panic": "1"});
-    c.create_with(&[]).fails_with(&["linux.sysctl.kernel.panic", "not namespaced"]);
+    c.create_with(&[])
+        .fails_with(&["linux.sysctl.kernel.panic", "not namespaced"]);
     assert_nothing_left(&c);
 
     // A namespaced one, but the container shares the host's network namespace.
     let mut c = Ctr::new("sysctlhostnet", &["true"]);
-    c.spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
     c.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
-    c.create_with(&[]).fails_with(&["linux.sysctl.net.ipv4.ip_forward", "network namespace"]);
+    c.create_with(&[])
+        .fails_with(&["linux.sysctl.net.ipv4.ip_forward", "network namespace"]);
     assert_nothing_left(&c);
 }
 
@@ -325,12 +392,17 @@ fn preserve_fds() {
     let path = dir.path().join("passed");
     std::fs::write(&path, "through fd 3").unwrap();
     for (n, want) in [(1, "through fd 3"), (0, "")] {
-        let mut c = Ctr::new("preserve", &["sh", "-c", "cat <&3; echo; ls /proc/$$/fd | tr '\\n' ' '"]);
+        let c = Ctr::new(
+            "preserve",
+            &["sh", "-c", "cat <&3; echo; ls /proc/$$/fd | tr '\\n' ' '"],
+        );
         c.write_config();
         let file = std::fs::File::open(&path).unwrap();
         let fd = file.as_raw_fd();
         let mut cmd = c.cmd();
-        cmd.args(["run", "--preserve-fds", &n.to_string(), "--bundle"]).arg(c.bundle()).arg(&c.id);
+        cmd.args(["run", "--preserve-fds", &n.to_string(), "--bundle"])
+            .arg(c.bundle())
+            .arg(&c.id);
         // SAFETY: dup2 between fork and exec, async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
@@ -345,21 +417,38 @@ fn preserve_fds() {
             let o = o.ok();
             let lines: Vec<&str> = o.stdout.lines().collect();
             assert_eq!(lines[0], want);
-            assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"], "{o:?}");
+            assert_eq!(
+                lines[1].split_whitespace().collect::<Vec<_>>(),
+                ["0", "1", "2", "3"],
+                "{o:?}"
+            );
         } else {
             // Not preserved: fd 3 is not the container's, and no other fd leaked in.
-            assert!(o.stderr.contains("Bad file descriptor") || o.stderr.contains("3:"), "{o:?}");
+            assert!(
+                o.stderr.contains("Bad file descriptor") || o.stderr.contains("3:"),
+                "{o:?}"
+            );
             let last = o.stdout.lines().last().unwrap_or("");
-            assert_eq!(last.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"], "{o:?}");
+            assert_eq!(
+                last.split_whitespace().collect::<Vec<_>>(),
+                ["0", "1", "2"],
+                "{o:?}"
+            );
         }
     }
 }
 
 #[test]
 fn preserve_fds_that_are_not_open_are_refused() {
-    let mut c = Ctr::new("preservebad", &["true"]);
+    let c = Ctr::new("preservebad", &["true"]);
     c.write_config();
-    let o = run_cmd(c.cmd().args(["run", "--preserve-fds", "5", "--bundle"]).arg(c.bundle()).arg(&c.id), None);
+    let o = run_cmd(
+        c.cmd()
+            .args(["run", "--preserve-fds", "5", "--bundle"])
+            .arg(c.bundle())
+            .arg(&c.id),
+        None,
+    );
     o.fails_with(&["--preserve-fds 5", "is not open"]);
     assert_nothing_left(&c);
 }

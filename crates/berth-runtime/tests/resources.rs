@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use support::*;
 
 fn read(p: &Path) -> String {
-    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -28,13 +31,24 @@ fn memory_limit_is_written_and_oom_is_counted() {
     let mut c = Ctr::new("oomcount", &["sh", "-c", "tail /dev/zero; echo survived"]);
     c.spec["linux"]["resources"]["memory"] = json!({"limit": 24 << 20, "reservation": 16 << 20});
     c.create();
-    assert_eq!(read(&c.v1("memory").join("memory.limit_in_bytes")), (24u64 << 20).to_string());
-    assert_eq!(read(&c.v1("memory").join("memory.soft_limit_in_bytes")), (16u64 << 20).to_string());
+    assert_eq!(
+        read(&c.v1("memory").join("memory.limit_in_bytes")),
+        (24u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(&c.v1("memory").join("memory.soft_limit_in_bytes")),
+        (16u64 << 20).to_string()
+    );
     c.start().ok();
     // The shell (pid 1) survives: only tail, the biggest process, is killed.
     c.wait_console("survived");
     let oom = read(&c.v1("memory").join("memory.oom_control"));
-    let kills: u64 = oom.lines().find_map(|l| l.strip_prefix("oom_kill ")).unwrap().parse().unwrap();
+    let kills: u64 = oom
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(kills >= 1, "{oom}");
 }
 
@@ -47,7 +61,10 @@ fn pids_limit_stops_a_fork_bomb() {
     let mut c = Ctr::new("pids", &["sh", "-c", script]);
     c.spec["linux"]["resources"]["pids"] = json!({"limit": 10});
     let o = c.run().ok();
-    assert!(o.stderr.contains("can't fork") && o.stderr.contains("Resource temporarily unavailable"), "{o:?}");
+    assert!(
+        o.stderr.contains("can't fork") && o.stderr.contains("Resource temporarily unavailable"),
+        "{o:?}"
+    );
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "survived", "{o:?}");
     let current: u32 = lines[1].parse().unwrap();
@@ -66,10 +83,22 @@ fn cpu_values_are_written() {
 
 #[test]
 fn cpuset_pins_the_container() {
-    let mut c = Ctr::new("cpuset", &["grep", "-E", "^(Cpus|Mems)_allowed_list", "/proc/self/status"]);
+    let mut c = Ctr::new(
+        "cpuset",
+        &[
+            "grep",
+            "-E",
+            "^(Cpus|Mems)_allowed_list",
+            "/proc/self/status",
+        ],
+    );
     c.spec["linux"]["resources"]["cpu"] = json!({"cpus": "0", "mems": "0"});
     let o = c.run().ok();
-    let vals: Vec<&str> = o.stdout.lines().map(|l| l.split_whitespace().last().unwrap()).collect();
+    let vals: Vec<&str> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
     assert_eq!(vals, ["0", "0"], "{o:?}");
 
     let mut c = Ctr::new("cpuset2", &["sleep", "1000"]);
@@ -88,7 +117,17 @@ fn update_changes_limits() {
     let mem = c.v1("memory").join("memory.limit_in_bytes");
     assert_eq!(read(&mem), (64u64 << 20).to_string());
 
-    c.rt(&["update", "--memory", "128m", "--pids-limit", "70", "--cpu-share", "300", &c.id]).ok();
+    c.rt(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "70",
+        "--cpu-share",
+        "300",
+        &c.id,
+    ])
+    .ok();
     assert_eq!(read(&mem), (128u64 << 20).to_string());
     assert_eq!(read(&c.v1("pids").join("pids.max")), "70");
     assert_eq!(read(&c.v1("cpu").join("cpu.shares")), "300");
@@ -96,13 +135,19 @@ fn update_changes_limits() {
     // A second update of something else keeps the first one's values.
     let dir = temp_dir();
     let r = dir.path().join("r.json");
-    fs::write(&r, json!({"cpu": {"quota": 20000, "period": 100000}}).to_string()).unwrap();
-    c.rt(&["update", "--resources", r.to_str().unwrap(), &c.id]).ok();
+    fs::write(
+        &r,
+        json!({"cpu": {"quota": 20000, "period": 100000}}).to_string(),
+    )
+    .unwrap();
+    c.rt(&["update", "--resources", r.to_str().unwrap(), &c.id])
+        .ok();
     assert_eq!(read(&c.v1("cpu").join("cpu.cfs_quota_us")), "20000");
     assert_eq!(read(&mem), (128u64 << 20).to_string());
     assert_eq!(read(&c.v1("pids").join("pids.max")), "70");
 
-    c.rt(&["update", "--memory", "lots", &c.id]).fails_with(&["--memory lots"]);
+    c.rt(&["update", "--memory", "lots", &c.id])
+        .fails_with(&["--memory lots"]);
     assert_eq!(read(&mem), (128u64 << 20).to_string());
 }
 
@@ -111,7 +156,8 @@ fn update_of_a_stopped_container_fails() {
     let mut c = Ctr::new("updstopped", &["true"]);
     c.create_start();
     c.wait_status("stopped");
-    c.rt(&["update", "--memory", "128m", &c.id]).fails_with(&["stopped"]);
+    c.rt(&["update", "--memory", "128m", &c.id])
+        .fails_with(&["stopped"]);
 }
 
 #[test]
@@ -133,10 +179,21 @@ fn events_stats() {
 fn pause_freezes_and_resume_thaws() {
     let host = temp_dir();
     let counter = host.path().join("counter");
-    let mut c = Ctr::new("pause", &["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /data/counter; sleep 0.01; done"]);
+    let mut c = Ctr::new(
+        "pause",
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /data/counter; sleep 0.01; done",
+        ],
+    );
     c.add_mount(json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
     c.create_start();
-    let value = || fs::read_to_string(&counter).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let value = || {
+        fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
     let first = wait_for("the counter to start", value);
     wait_for("the counter to advance", || value().filter(|v| *v > first));
 
@@ -152,8 +209,11 @@ fn pause_freezes_and_resume_thaws() {
 
     c.rt(&["resume", &c.id]).ok();
     assert_eq!(c.status(), "running");
-    wait_for("the counter to advance after resume", || value().filter(|v| *v > frozen));
-    c.rt(&["resume", &c.id]).fails_with(&["running", "not paused"]);
+    wait_for("the counter to advance after resume", || {
+        value().filter(|v| *v > frozen)
+    });
+    c.rt(&["resume", &c.id])
+        .fails_with(&["running", "not paused"]);
 }
 
 #[test]

@@ -40,18 +40,37 @@ fn container_cannot_overwrite_the_runtime_binary() {
     c.exec(&["-d", "--", "sh", "-c", attack]).ok();
     wait_for("the attacker to open /proc/1/exe", || {
         let r = fs::read_to_string(out.path().join("result")).unwrap_or_default();
-        assert!(!r.contains("open-failed"), "could not even open /proc/1/exe: {r}");
+        assert!(
+            !r.contains("open-failed"),
+            "could not even open /proc/1/exe: {r}"
+        );
         out.path().join("opened").exists().then_some(())
     });
     c.start().ok();
     assert_eq!(c.status(), "running");
     fs::write(out.path().join("go"), "").unwrap();
-    let result = wait_for("the attack to finish", || fs::read_to_string(out.path().join("result")).ok().filter(|r| r.ends_with('\n')));
+    let result = wait_for("the attack to finish", || {
+        fs::read_to_string(out.path().join("result"))
+            .ok()
+            .filter(|r| r.ends_with('\n'))
+    });
     let errors = fs::read_to_string(out.path().join("errors")).unwrap_or_default();
-    assert_eq!(result.trim(), "result:", "the container wrote to the runtime binary; errors: {errors}");
-    assert!(errors.contains("Read-only file system") || errors.contains("Operation not permitted") || errors.contains("Permission denied"), "{errors}");
+    assert_eq!(
+        result.trim(),
+        "result:",
+        "the container wrote to the runtime binary; errors: {errors}"
+    );
+    assert!(
+        errors.contains("Read-only file system")
+            || errors.contains("Operation not permitted")
+            || errors.contains("Permission denied"),
+        "{errors}"
+    );
     c.cleanup();
-    assert!(fs::read(&copy).unwrap() == before, "the runtime binary changed");
+    assert!(
+        fs::read(&copy).unwrap() == before,
+        "the runtime binary changed"
+    );
 }
 
 /// CVE-2024-21626: a cwd of `/proc/self/fd/N` must never put the process outside its root.
@@ -60,16 +79,25 @@ fn cwd_through_a_leaked_fd_never_escapes() {
     // The host's / has /usr; the busybox rootfs does not.
     assert!(Path::new("/usr").exists());
     for n in 3..12 {
-        let mut c = Ctr::new("cve21626", &["sh", "-c", "pwd; cd ../../../../../../..; ls; echo end"]);
+        let mut c = Ctr::new(
+            "cve21626",
+            &["sh", "-c", "pwd; cd ../../../../../../..; ls; echo end"],
+        );
         c.spec["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
         let o = c.run();
         if o.code == 0 {
             assert!(o.stdout.ends_with("end\n"), "fd {n}: {o:?}");
             let listing: Vec<&str> = o.stdout.lines().skip(1).collect();
-            assert!(!listing.contains(&"usr") && !listing.contains(&"work"), "fd {n}: escaped to the host: {o:?}");
+            assert!(
+                !listing.contains(&"usr") && !listing.contains(&"work"),
+                "fd {n}: escaped to the host: {o:?}"
+            );
             assert!(o.stdout.starts_with('/'), "fd {n}: {o:?}");
         } else {
-            assert!(o.stderr.contains("process.cwd"), "fd {n}: unclear error: {o:?}");
+            assert!(
+                o.stderr.contains("process.cwd"),
+                "fd {n}: unclear error: {o:?}"
+            );
         }
         assert_nothing_left(&c);
     }
@@ -82,7 +110,12 @@ fn fds_of(pid: i32) -> Vec<(i32, String)> {
         .map(|e| {
             let e = e.unwrap();
             let n = e.file_name().to_str().unwrap().parse().unwrap();
-            (n, fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default())
+            (
+                n,
+                fs::read_link(e.path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
         })
         .collect();
     v.sort();
@@ -94,14 +127,34 @@ fn only_stdio_reaches_the_container() {
     let mut c = Ctr::new("fds", &["sleep", "1000"]);
     c.create_start();
     let init = fds_of(c.pid());
-    assert_eq!(init.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 1, 2], "init: {init:?}");
+    assert_eq!(
+        init.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "init: {init:?}"
+    );
 
     let pid_file = c.bundle().join("exec.pid");
-    c.exec(&["-d", "--pid-file", pid_file.to_str().unwrap(), "--", "sleep", "999"]).ok();
-    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    c.exec(&[
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--",
+        "sleep",
+        "999",
+    ])
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     c.track_pid(pid);
     let exec = fds_of(pid);
-    assert_eq!(exec.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 1, 2], "exec: {exec:?}");
+    assert_eq!(
+        exec.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "exec: {exec:?}"
+    );
 }
 
 /// An image symlink to an absolute host path, used as (part of) a mount destination, a
@@ -115,7 +168,10 @@ fn symlinks_in_the_image_cannot_redirect_to_the_host() {
     let src = temp_dir();
     fs::write(src.path().join("payload"), "p").unwrap();
 
-    let mut c = Ctr::new("symlink", &["sh", "-c", "cat /proc/self/mountinfo; ls -A /mnt/evil/"]);
+    let mut c = Ctr::new(
+        "symlink",
+        &["sh", "-c", "cat /proc/self/mountinfo; ls -A /mnt/evil/"],
+    );
     let rootfs = c.rootfs();
     fs::create_dir_all(rootfs.join("mnt")).unwrap();
     // The symlink's target exists both on the host and in the image: the image's must be used.
@@ -123,20 +179,36 @@ fn symlinks_in_the_image_cannot_redirect_to_the_host() {
     std::os::unix::fs::symlink(&target, rootfs.join("mnt/evil")).unwrap();
     c.add_mount(json!({"destination": "/mnt/evil", "type": "tmpfs", "source": "tmpfs"}));
     c.add_mount(json!({"destination": "/mnt/evil/sub/dir", "type": "bind", "source": src.path(), "options": ["rbind"]}));
-    c.spec["linux"]["devices"] = json!([{"path": "/mnt/evil/null", "type": "c", "major": 1, "minor": 3}]);
+    c.spec["linux"]["devices"] =
+        json!([{"path": "/mnt/evil/null", "type": "c", "major": 1, "minor": 3}]);
     let o = c.run().ok();
 
     // Nothing reached the host directory.
-    let on_host: Vec<_> = fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let on_host: Vec<_> = fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(on_host.is_empty(), "the host directory got {on_host:?}");
     // Inside, the mounts sit at the symlink's target taken inside the rootfs.
-    let mounts: Vec<&str> = o.stdout.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    let mounts: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
     assert!(mounts.contains(&t.as_str()), "{mounts:?}");
     let sub = format!("{t}/sub/dir");
     assert!(mounts.contains(&sub.as_str()), "{mounts:?}");
-    assert!(o.stdout.lines().last().unwrap().contains("null") || o.stdout.contains("null\n"), "{o:?}");
+    assert!(
+        o.stdout.lines().last().unwrap().contains("null") || o.stdout.contains("null\n"),
+        "{o:?}"
+    );
     // sub/dir and the device were made in the tmpfs mounted at the in-rootfs target.
-    assert!(fs::read_dir(rootfs.join(t.trim_start_matches('/'))).unwrap().next().is_none());
+    assert!(
+        fs::read_dir(rootfs.join(t.trim_start_matches('/')))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 
     // A dangling symlink (its target exists only on the host) as a mount destination: the
     // runtime may refuse it, but must not follow it out of the rootfs.
@@ -148,7 +220,10 @@ fn symlinks_in_the_image_cannot_redirect_to_the_host() {
     if o.code != 0 {
         assert!(o.stderr.contains("mounts[7]"), "{o:?}");
     }
-    assert!(fs::read_dir(&target).unwrap().next().is_none(), "the host directory got a mount point");
+    assert!(
+        fs::read_dir(&target).unwrap().next().is_none(),
+        "the host directory got a mount point"
+    );
     drop(c);
 
     // A bind-mounted file whose destination is a symlink to a host file that does not exist.
@@ -162,7 +237,10 @@ fn symlinks_in_the_image_cannot_redirect_to_the_host() {
     } else {
         assert!(o.stderr.contains("mounts[7]"), "{o:?}");
     }
-    assert!(!target.join("file").exists(), "a file was created on the host through the symlink");
+    assert!(
+        !target.join("file").exists(),
+        "a file was created on the host through the symlink"
+    );
     assert!(fs::read_dir(&target).unwrap().next().is_none());
 }
 
@@ -172,15 +250,27 @@ fn symlinked_dev_cannot_place_devices_on_the_host() {
     let host = temp_dir();
     let target = host.path().join("dev");
     fs::create_dir(&target).unwrap();
-    let mut c = Ctr::new("symlinkdev", &["sh", "-c", "ls /dev; stat -c %t:%T /dev/null"]);
+    let mut c = Ctr::new(
+        "symlinkdev",
+        &["sh", "-c", "ls /dev; stat -c %t:%T /dev/null"],
+    );
     let rootfs = c.rootfs();
     fs::remove_dir(rootfs.join("dev")).unwrap();
     std::os::unix::fs::symlink(&target, rootfs.join("dev")).unwrap();
-    c.spec["mounts"].as_array_mut().unwrap().retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    c.spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
     c.spec["root"]["readonly"] = json!(false);
     let o = c.run();
-    let on_host: Vec<_> = fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(on_host.is_empty(), "devices were created on the host: {on_host:?} ({o:?})");
+    let on_host: Vec<_> = fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        on_host.is_empty(),
+        "devices were created on the host: {on_host:?} ({o:?})"
+    );
     if o.code == 0 {
         assert!(o.stdout.contains("1:3"), "{o:?}");
     }
@@ -190,13 +280,21 @@ fn symlinked_dev_cannot_place_devices_on_the_host() {
 fn unknown_capability_is_refused_naming_the_field() {
     let mut c = Ctr::new("badcap", &["true"]);
     c.spec["process"]["capabilities"]["effective"] = json!(["CAP_CHOWN", "CAP_NOT_A_CAP"]);
-    c.create_with(&[]).fails_with(&["process.capabilities.effective", "CAP_NOT_A_CAP"]);
+    c.create_with(&[])
+        .fails_with(&["process.capabilities.effective", "CAP_NOT_A_CAP"]);
     assert_nothing_left(&c);
 }
 
 #[test]
 fn runtime_binary_is_not_reachable_from_a_running_container() {
-    let mut c = Ctr::new("exe", &["sh", "-c", "readlink /proc/1/exe; echo x >> /proc/1/exe || echo refused"]);
+    let mut c = Ctr::new(
+        "exe",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/1/exe; echo x >> /proc/1/exe || echo refused",
+        ],
+    );
     let o = c.run().ok();
     assert_eq!(o.stdout.lines().next().unwrap(), "/bin/busybox", "{o:?}");
 }

@@ -29,7 +29,11 @@ pub fn run(g: &Global, a: DeleteArgs) -> Result<i32> {
         Err(Error::NotExist(id)) => {
             // An aborted create can leave a directory without a state record.
             let _ = std::fs::remove_dir_all(&dir);
-            return if a.force { Ok(0) } else { Err(Error::NotExist(id)) };
+            return if a.force {
+                Ok(0)
+            } else {
+                Err(Error::NotExist(id))
+            };
         }
         Err(e) => return Err(e),
     };

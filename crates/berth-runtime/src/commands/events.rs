@@ -39,8 +39,12 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 pub fn run(g: &Global, a: EventsArgs) -> Result<i32> {
-    let interval = parse_duration(&a.interval)
-        .ok_or_else(|| Error::msg(format!("--interval {}: not a duration (try 5s or 500ms)", a.interval)))?;
+    let interval = parse_duration(&a.interval).ok_or_else(|| {
+        Error::msg(format!(
+            "--interval {}: not a duration (try 5s or 500ms)",
+            a.interval
+        ))
+    })?;
     let root = Root::open(&g.root)?;
     let state = root.load(&a.id)?;
     let dir = root.container_dir(&a.id);

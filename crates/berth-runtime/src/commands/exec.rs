@@ -70,7 +70,11 @@ pub struct ExecArgs {
 }
 
 fn parse_cap(s: &str) -> Result<Capability> {
-    let name = if s.to_ascii_uppercase().starts_with("CAP_") { s.to_ascii_uppercase() } else { format!("CAP_{}", s.to_ascii_uppercase()) };
+    let name = if s.to_ascii_uppercase().starts_with("CAP_") {
+        s.to_ascii_uppercase()
+    } else {
+        format!("CAP_{}", s.to_ascii_uppercase())
+    };
     serde_json::from_value(serde_json::Value::String(name.clone()))
         .map_err(|_| Error::msg(format!("--cap {s}: unknown capability {name}")))
 }
@@ -79,10 +83,12 @@ fn build_process(a: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(path) = &a.process {
         let data = if path.as_os_str() == "-" {
             let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map_err(|e| Error::msg(format!("--process -: {e}")))?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .map_err(|e| Error::msg(format!("--process -: {e}")))?;
             v
         } else {
-            std::fs::read(path).map_err(|e| Error::msg(format!("--process {}: {e}", path.display())))?
+            std::fs::read(path)
+                .map_err(|e| Error::msg(format!("--process {}: {e}", path.display())))?
         };
         let de = &mut serde_json::Deserializer::from_slice(&data);
         return serde_path_to_error::deserialize(de)
@@ -111,9 +117,15 @@ fn build_process(a: &ExecArgs, base: Option<&Process>) -> Result<Process> {
             None => (u.as_str(), None),
         };
         let mut user = p.user().clone();
-        user.set_uid(uid.parse().map_err(|_| Error::msg(format!("--user {u}: uid must be a number")))?);
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| Error::msg(format!("--user {u}: uid must be a number")))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().map_err(|_| Error::msg(format!("--user {u}: gid must be a number")))?);
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| Error::msg(format!("--user {u}: gid must be a number")))?,
+            );
         }
         p.set_user(user);
     }
@@ -134,7 +146,12 @@ fn build_process(a: &ExecArgs, base: Option<&Process>) -> Result<Process> {
                 s.insert(cap);
                 Some(s)
             };
-            let (b, e, pm, i) = (add(caps.bounding()), add(caps.effective()), add(caps.permitted()), add(caps.inheritable()));
+            let (b, e, pm, i) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+                add(caps.inheritable()),
+            );
             caps.set_bounding(b);
             caps.set_effective(e);
             caps.set_permitted(pm);
@@ -153,7 +170,11 @@ pub fn run(g: &Global, a: ExecArgs) -> Result<i32> {
         Status::Running | Status::Created => {}
         Status::Paused if a.ignore_paused => {}
         s => {
-            return Err(Error::State { id: a.id.clone(), status: s.to_string(), reason: "cannot exec in a container that is not running".into() });
+            return Err(Error::State {
+                id: a.id.clone(),
+                status: s.to_string(),
+                reason: "cannot exec in a container that is not running".into(),
+            });
         }
     }
     let process = build_process(&a, state.config.process().as_ref())?;

@@ -21,12 +21,17 @@ pub struct KillArgs {
 }
 
 pub fn run(g: &Global, a: KillArgs) -> Result<i32> {
-    let sig = parse_signal(&a.signal).ok_or_else(|| Error::msg(format!("unknown signal {:?}", a.signal)))?;
+    let sig = parse_signal(&a.signal)
+        .ok_or_else(|| Error::msg(format!("unknown signal {:?}", a.signal)))?;
     let root = Root::open(&g.root)?;
     let state = root.load(&a.id)?;
     let status = state.status(&root.container_dir(&a.id));
     if matches!(status, Status::Stopped | Status::Creating) {
-        return Err(Error::State { id: a.id, status: status.to_string(), reason: "container not running".into() });
+        return Err(Error::State {
+            id: a.id,
+            status: status.to_string(),
+            reason: "container not running".into(),
+        });
     }
     if a.all {
         state.cgroup.signal_all(sig)?;
@@ -34,10 +39,17 @@ pub fn run(g: &Global, a: KillArgs) -> Result<i32> {
         let fd = container::pidfd_checked(state.pid, state.pid_start)?;
         // SAFETY: pidfd_send_signal on a pidfd we own.
         let r = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, std::os::fd::AsRawFd::as_raw_fd(&fd), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
         };
         if r != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("sending signal {sig} to {}", state.pid));
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("sending signal {sig} to {}", state.pid));
         }
     }
     if status == Status::Paused && sig == libc::SIGKILL {

@@ -35,13 +35,39 @@ pub fn run(g: &Global, a: ListArgs) -> Result<i32> {
         println!("{}", serde_json::to_string(&states)?);
         return Ok(0);
     }
-    let mut rows = vec![["ID".to_string(), "PID".into(), "STATUS".into(), "BUNDLE".into(), "CREATED".into(), "OWNER".into()]];
+    let mut rows = vec![[
+        "ID".to_string(),
+        "PID".into(),
+        "STATUS".into(),
+        "BUNDLE".into(),
+        "CREATED".into(),
+        "OWNER".into(),
+    ]];
     for s in &states {
-        rows.push([s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()]);
+        rows.push([
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
     }
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, v)| if i < 5 { format!("{v:<w$}", w = widths[i]) } else { v.clone() }).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if i < 5 {
+                    format!("{v:<w$}", w = widths[i])
+                } else {
+                    v.clone()
+                }
+            })
+            .collect();
         println!("{}", line.join("   ").trim_end());
     }
     Ok(0)

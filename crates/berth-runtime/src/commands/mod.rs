@@ -24,7 +24,9 @@ pub fn check_preserved_fds(n: u32) -> Result<()> {
     for fd in 3..3 + n as i32 {
         // SAFETY: F_GETFD only inspects the fd table.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::msg(format!("--preserve-fds {n}: fd {fd} is not open")));
+            return Err(Error::msg(format!(
+                "--preserve-fds {n}: fd {fd} is not open"
+            )));
         }
     }
     Ok(())

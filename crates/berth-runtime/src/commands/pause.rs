@@ -18,7 +18,13 @@ pub fn pause(g: &Global, a: PauseArgs) -> Result<i32> {
     let state = root.load(&a.id)?;
     match state.status(&root.container_dir(&a.id)) {
         Status::Running | Status::Created => state.cgroup.freeze()?,
-        s => return Err(Error::State { id: a.id, status: s.to_string(), reason: "cannot pause a container that is not running".into() }),
+        s => {
+            return Err(Error::State {
+                id: a.id,
+                status: s.to_string(),
+                reason: "cannot pause a container that is not running".into(),
+            });
+        }
     }
     Ok(0)
 }
@@ -29,7 +35,13 @@ pub fn resume(g: &Global, a: PauseArgs) -> Result<i32> {
     let state = root.load(&a.id)?;
     match state.status(&root.container_dir(&a.id)) {
         Status::Paused => state.cgroup.thaw()?,
-        s => return Err(Error::State { id: a.id, status: s.to_string(), reason: "cannot resume a container that is not paused".into() }),
+        s => {
+            return Err(Error::State {
+                id: a.id,
+                status: s.to_string(),
+                reason: "cannot resume a container that is not paused".into(),
+            });
+        }
     }
     Ok(0)
 }

@@ -27,13 +27,21 @@ pub fn run(g: &Global, a: PsArgs) -> Result<i32> {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args.clone() };
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args.clone()
+    };
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
         .map_err(|e| Error::msg(format!("running ps: {e}")))?;
     if !out.status.success() {
-        return Err(Error::msg(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::msg(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -44,7 +52,10 @@ pub fn run(g: &Global, a: PsArgs) -> Result<i32> {
         .ok_or_else(|| Error::msg("ps output has no PID column"))?;
     println!("{header}");
     for l in lines {
-        if let Some(pid) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok())
+        if let Some(pid) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
             && pids.binary_search(&pid).is_ok()
         {
             println!("{l}");

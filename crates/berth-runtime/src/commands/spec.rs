@@ -84,7 +84,10 @@ fn make_rootless(spec: &mut Value) {
 pub fn run(a: SpecArgs) -> Result<i32> {
     let path = a.bundle.join("config.json");
     if path.exists() {
-        return Err(Error::msg(format!("{} exists: remove it first", path.display())));
+        return Err(Error::msg(format!(
+            "{} exists: remove it first",
+            path.display()
+        )));
     }
     let mut spec = default_spec();
     if a.rootless {
@@ -105,10 +108,16 @@ mod tests {
         let data = serde_json::to_vec(&default_spec()).unwrap();
         let spec = crate::config::parse(&data).unwrap();
         crate::config::check_version(spec.version()).unwrap();
-        assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap()[0], "sh");
+        assert_eq!(
+            spec.process().as_ref().unwrap().args().as_ref().unwrap()[0],
+            "sh"
+        );
         let mut r = default_spec();
         make_rootless(&mut r);
         let spec = crate::config::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
-        assert!(crate::config::has_namespace(&spec, oci_spec::runtime::LinuxNamespaceType::User));
+        assert!(crate::config::has_namespace(
+            &spec,
+            oci_spec::runtime::LinuxNamespaceType::User
+        ));
     }
 }

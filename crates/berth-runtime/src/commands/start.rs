@@ -21,10 +21,18 @@ pub fn run(g: &Global, a: StartArgs) -> Result<i32> {
     match state.status(&dir) {
         Status::Created => {}
         Status::Stopped => {
-            return Err(Error::State { id: a.id, status: "stopped".into(), reason: "cannot start a container that has stopped".into() });
+            return Err(Error::State {
+                id: a.id,
+                status: "stopped".into(),
+                reason: "cannot start a container that has stopped".into(),
+            });
         }
         s => {
-            return Err(Error::State { id: a.id, status: s.to_string(), reason: "cannot start a container that is not created".into() });
+            return Err(Error::State {
+                id: a.id,
+                status: s.to_string(),
+                reason: "cannot start a container that is not created".into(),
+            });
         }
     }
     match container::start(&dir, &state)? {

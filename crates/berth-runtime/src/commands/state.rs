@@ -16,6 +16,9 @@ pub fn run(g: &Global, a: StateArgs) -> Result<i32> {
     let root = Root::open(&g.root)?;
     let state = root.load(&a.id)?;
     let status = state.status(&root.container_dir(&a.id));
-    println!("{}", serde_json::to_string_pretty(&state.oci_state(status))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&state.oci_state(status))?
+    );
     Ok(0)
 }

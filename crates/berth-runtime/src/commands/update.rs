@@ -87,7 +87,9 @@ pub fn parse_bytes(s: &str) -> Option<i64> {
 
 fn bytes(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
     v.as_deref()
-        .map(|s| parse_bytes(s).ok_or_else(|| Error::msg(format!("--{flag} {s}: not a byte count"))))
+        .map(|s| {
+            parse_bytes(s).ok_or_else(|| Error::msg(format!("--{flag} {s}: not a byte count")))
+        })
         .transpose()
 }
 
@@ -108,16 +110,22 @@ pub fn run(g: &Global, a: UpdateArgs) -> Result<i32> {
     let mut state = root.load(&a.id)?;
     let dir = root.container_dir(&a.id);
     if matches!(state.status(&dir), Status::Stopped) {
-        return Err(Error::State { id: a.id, status: "stopped".into(), reason: "cannot update a stopped container".into() });
+        return Err(Error::State {
+            id: a.id,
+            status: "stopped".into(),
+            reason: "cannot update a stopped container".into(),
+        });
     }
     let mut delta = serde_json::json!({});
     if let Some(path) = &a.resources {
         let data = if path.as_os_str() == "-" {
             let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map_err(|e| Error::msg(format!("--resources -: {e}")))?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .map_err(|e| Error::msg(format!("--resources -: {e}")))?;
             v
         } else {
-            std::fs::read(path).map_err(|e| Error::msg(format!("--resources {}: {e}", path.display())))?
+            std::fs::read(path)
+                .map_err(|e| Error::msg(format!("--resources {}: {e}", path.display())))?
         };
         let de = &mut serde_json::Deserializer::from_slice(&data);
         let r: LinuxResources = serde_path_to_error::deserialize(de)
@@ -135,37 +143,67 @@ pub fn run(g: &Global, a: UpdateArgs) -> Result<i32> {
         *cur = v;
     };
     use serde_json::json;
-    if let Some(v) = a.blkio_weight { set(&["blockIO", "weight"], json!(v)); }
-    if let Some(v) = a.cpu_period { set(&["cpu", "period"], json!(v)); }
-    if let Some(v) = a.cpu_quota { set(&["cpu", "quota"], json!(v)); }
-    if let Some(v) = a.cpu_share { set(&["cpu", "shares"], json!(v)); }
-    if let Some(v) = a.cpu_rt_period { set(&["cpu", "realtimePeriod"], json!(v)); }
-    if let Some(v) = a.cpu_rt_runtime { set(&["cpu", "realtimeRuntime"], json!(v)); }
-    if let Some(v) = &a.cpuset_cpus { set(&["cpu", "cpus"], json!(v)); }
-    if let Some(v) = &a.cpuset_mems { set(&["cpu", "mems"], json!(v)); }
-    if let Some(v) = a.cpu_idle { set(&["cpu", "idle"], json!(v)); }
-    if let Some(v) = bytes("memory", &a.memory)? { set(&["memory", "limit"], json!(v)); }
-    if let Some(v) = bytes("memory-reservation", &a.memory_reservation)? { set(&["memory", "reservation"], json!(v)); }
-    if let Some(v) = bytes("memory-swap", &a.memory_swap)? { set(&["memory", "swap"], json!(v)); }
-    if let Some(v) = bytes("kernel-memory-tcp", &a.kernel_memory_tcp)? { set(&["memory", "kernelTCP"], json!(v)); }
+    if let Some(v) = a.blkio_weight {
+        set(&["blockIO", "weight"], json!(v));
+    }
+    if let Some(v) = a.cpu_period {
+        set(&["cpu", "period"], json!(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        set(&["cpu", "quota"], json!(v));
+    }
+    if let Some(v) = a.cpu_share {
+        set(&["cpu", "shares"], json!(v));
+    }
+    if let Some(v) = a.cpu_rt_period {
+        set(&["cpu", "realtimePeriod"], json!(v));
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        set(&["cpu", "realtimeRuntime"], json!(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set(&["cpu", "cpus"], json!(v));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set(&["cpu", "mems"], json!(v));
+    }
+    if let Some(v) = a.cpu_idle {
+        set(&["cpu", "idle"], json!(v));
+    }
+    if let Some(v) = bytes("memory", &a.memory)? {
+        set(&["memory", "limit"], json!(v));
+    }
+    if let Some(v) = bytes("memory-reservation", &a.memory_reservation)? {
+        set(&["memory", "reservation"], json!(v));
+    }
+    if let Some(v) = bytes("memory-swap", &a.memory_swap)? {
+        set(&["memory", "swap"], json!(v));
+    }
+    if let Some(v) = bytes("kernel-memory-tcp", &a.kernel_memory_tcp)? {
+        set(&["memory", "kernelTCP"], json!(v));
+    }
     if a.kernel_memory.is_some() {
         tracing::warn!("--kernel-memory is obsolete and ignored");
     }
-    if let Some(v) = a.pids_limit { set(&["pids", "limit"], json!(v)); }
+    if let Some(v) = a.pids_limit {
+        set(&["pids", "limit"], json!(v));
+    }
 
     // The delta alone is applied (devices are never touched by update: rewriting the device
     // list would briefly deny access to running processes); the merged result is persisted.
     if let Some(o) = delta.as_object_mut() {
         o.remove("devices");
     }
-    let change: LinuxResources = serde_json::from_value(delta.clone())
-        .map_err(|e| Error::msg(format!("update: {e}")))?;
+    let change: LinuxResources =
+        serde_json::from_value(delta.clone()).map_err(|e| Error::msg(format!("update: {e}")))?;
     state.cgroup.apply(&change)?;
 
     let mut linux = state.config.linux().clone().unwrap_or_default();
     let mut merged = serde_json::to_value(linux.resources().clone().unwrap_or_default())?;
     merge_json(&mut merged, delta);
-    linux.set_resources(Some(serde_json::from_value(merged).map_err(|e| Error::msg(format!("update: {e}")))?));
+    linux.set_resources(Some(
+        serde_json::from_value(merged).map_err(|e| Error::msg(format!("update: {e}")))?,
+    ));
     state.config.set_linux(Some(linux));
     state.save(&dir)?;
     Ok(0)

@@ -54,7 +54,12 @@ pub fn setup() {
         );
         // SAFETY: prctl with integer arguments.
         let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
         std::thread::Builder::new()
             .name("reaper".into())
             .spawn(|| {
@@ -99,7 +104,10 @@ pub fn stray_children() -> Vec<i32> {
     let guard = COMMANDS.lock().unwrap_or_else(|e| e.into_inner());
     let busy = guard.clone().unwrap_or_default();
     drop(guard);
-    children().into_iter().filter(|p| !busy.contains(p)).collect()
+    children()
+        .into_iter()
+        .filter(|p| !busy.contains(p))
+        .collect()
 }
 
 /// The result of a command.
@@ -114,14 +122,22 @@ impl Out {
     /// Asserts success and returns self.
     #[track_caller]
     pub fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Asserts failure and returns self.
     #[track_caller]
     pub fn failed(self) -> Out {
-        assert_ne!(self.code, 0, "command succeeded but should not have:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_ne!(
+            self.code, 0,
+            "command succeeded but should not have:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -130,7 +146,12 @@ impl Out {
     pub fn fails_with(self, needles: &[&str]) -> Out {
         let o = self.failed();
         for n in needles {
-            assert!(o.stderr.contains(n), "error message lacks {n:?}:\nstderr: {}\nstdout: {}", o.stderr, o.stdout);
+            assert!(
+                o.stderr.contains(n),
+                "error message lacks {n:?}:\nstderr: {}\nstdout: {}",
+                o.stderr,
+                o.stdout
+            );
         }
         o
     }
@@ -185,8 +206,12 @@ pub fn run_cmd_into(cmd: &mut Command, stdin: Option<&[u8]>, out: &File, err: &F
         .stderr(err.try_clone().expect("dup"));
     let mut child = {
         let mut guard = COMMANDS.lock().unwrap_or_else(|e| e.into_inner());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        guard.get_or_insert_with(HashSet::new).insert(child.id() as i32);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        guard
+            .get_or_insert_with(HashSet::new)
+            .insert(child.id() as i32);
         child
     };
     let pid = child.id() as i32;
@@ -219,8 +244,14 @@ pub fn run_cmd_into(cmd: &mut Command, stdin: Option<&[u8]>, out: &File, err: &F
         panic!("{cmd:?} timed out after {CMD_TIMEOUT:?}\nstdout: {stdout}\nstderr: {stderr}");
     };
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    Out { code, stdout, stderr }
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Out {
+        code,
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs `sh -c script` on the host.
@@ -246,14 +277,27 @@ fn applets() -> &'static [String] {
     static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
     APPLETS.get_or_init(|| {
         let o = run_cmd(Command::new(BUSYBOX).arg("--list"), None).ok();
-        o.stdout.lines().map(str::to_string).filter(|a| !a.is_empty() && a != "busybox").collect()
+        o.stdout
+            .lines()
+            .map(str::to_string)
+            .filter(|a| !a.is_empty() && a != "busybox")
+            .collect()
     })
 }
 
 /// Makes a busybox root filesystem in `dir`: the binary, a symlink per applet, /etc/passwd
 /// and /etc/group, and the usual empty directories.
 pub fn make_rootfs(dir: &Path) {
-    for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "root", "home/user"] {
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "etc",
+        "root",
+        "home/user",
+    ] {
         fs::create_dir_all(dir.join(d)).expect("mkdir");
     }
     fs::copy(BUSYBOX, dir.join("bin/busybox")).expect("copying busybox");
@@ -272,12 +316,19 @@ pub fn make_rootfs(dir: &Path) {
 
 /// A temporary directory whose name says it is ours (`berth-test-…`).
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("berth-test-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// A unique container id for a test.
 pub fn unique_id(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The cgroup v1 and v2 mount points of the host (`/sys/fs/cgroup/memory`, …).
@@ -295,7 +346,9 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
 
 /// The cgroup v1 directory of `controller` for the cgroup path `cg` (`/berth-test-…`).
 pub fn v1_dir(controller: &str, cg: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup").join(controller).join(cg.trim_start_matches('/'))
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(cg.trim_start_matches('/'))
 }
 
 /// A container under test; deleted (forcibly) with everything it holds when dropped.
@@ -368,7 +421,10 @@ impl Ctr {
 
     /// `linux.cgroupsPath`.
     pub fn cgroup_path(&self) -> String {
-        self.spec["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string()
+        self.spec["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Every directory the container's cgroup has (or would have) on the host. Empty unless
@@ -377,7 +433,10 @@ impl Ctr {
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let cg = self.cgroup_path();
         let rel = cg.trim_start_matches('/');
-        if rel.is_empty() || !rel.contains("berth-test") || rel.split('/').any(|c| c == ".." || c == ".") {
+        if rel.is_empty()
+            || !rel.contains("berth-test")
+            || rel.split('/').any(|c| c == ".." || c == ".")
+        {
             return Vec::new();
         }
         cgroup_mounts().into_iter().map(|m| m.join(rel)).collect()
@@ -414,7 +473,11 @@ impl Ctr {
         self.write_config();
         self.attempted = true;
         let mut c = self.cmd();
-        c.arg("create").arg("--bundle").arg(self.bundle.path()).args(extra).arg(&self.id);
+        c.arg("create")
+            .arg("--bundle")
+            .arg(self.bundle.path())
+            .args(extra)
+            .arg(&self.id);
         let o = run_cmd_into(&mut c, None, &self.console_out, &self.console_err);
         if o.code == 0 {
             self.note_pid();
@@ -429,7 +492,11 @@ impl Ctr {
     }
 
     fn note_pid(&mut self) {
-        if let Some(pid) = self.try_state().and_then(|s| s["pid"].as_i64()).filter(|p| *p > 0) {
+        if let Some(pid) = self
+            .try_state()
+            .and_then(|s| s["pid"].as_i64())
+            .filter(|p| *p > 0)
+        {
             self.pids.push(pid as i32);
         }
     }
@@ -450,7 +517,11 @@ impl Ctr {
         self.write_config();
         self.attempted = true;
         let mut c = self.cmd();
-        c.arg("run").arg("--bundle").arg(self.bundle.path()).args(extra).arg(&self.id);
+        c.arg("run")
+            .arg("--bundle")
+            .arg(self.bundle.path())
+            .args(extra)
+            .arg(&self.id);
         run_cmd(&mut c, None)
     }
 
@@ -466,7 +537,11 @@ impl Ctr {
         self.write_config();
         self.attempted = true;
         let mut c = self.cmd();
-        c.arg("run").arg("-d").arg("--bundle").arg(self.bundle.path()).arg(&self.id);
+        c.arg("run")
+            .arg("-d")
+            .arg("--bundle")
+            .arg(self.bundle.path())
+            .arg(&self.id);
         let o = run_cmd_into(&mut c, None, &self.console_out, &self.console_err);
         if o.code == 0 {
             self.note_pid();
@@ -490,12 +565,16 @@ impl Ctr {
     #[track_caller]
     pub fn state(&self) -> Value {
         let o = self.rt(&["state", &self.id]).ok();
-        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", o.stdout))
+        serde_json::from_str(&o.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", o.stdout))
     }
 
     #[track_caller]
     pub fn status(&self) -> String {
-        self.state()["status"].as_str().unwrap_or_default().to_string()
+        self.state()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     #[track_caller]
@@ -506,7 +585,9 @@ impl Ctr {
     /// Waits until the status is `want`.
     #[track_caller]
     pub fn wait_status(&self, want: &str) {
-        wait_for(&format!("{} to be {want}", self.id), || (self.status() == want).then_some(()));
+        wait_for(&format!("{} to be {want}", self.id), || {
+            (self.status() == want).then_some(())
+        });
     }
 
     /// `exec` in the foreground: the runtime's exit code is the process's.
@@ -563,7 +644,10 @@ impl Ctr {
         if self.attempted {
             let o = self.rt(&["delete", "--force", &self.id]);
             if o.code != 0 {
-                eprintln!("cleanup of {}: delete --force failed: {}", self.id, o.stderr);
+                eprintln!(
+                    "cleanup of {}: delete --force failed: {}",
+                    self.id, o.stderr
+                );
             }
         }
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -579,10 +663,17 @@ impl Ctr {
         // A safety net: nothing of the container's cgroup may stay on the host.
         for d in self.cgroup_dirs() {
             if d.exists() {
-                eprintln!("cleanup of {}: cgroup {} was left behind; removing it", self.id, d.display());
+                eprintln!(
+                    "cleanup of {}: cgroup {} was left behind; removing it",
+                    self.id,
+                    d.display()
+                );
                 let _ = fs::write(d.join("cgroup.kill"), "1");
                 if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-                    for p in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    for p in procs
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok())
+                    {
                         // SAFETY: killing a leftover container process.
                         unsafe { libc::kill(p, libc::SIGKILL) };
                     }
@@ -602,9 +693,17 @@ impl Ctr {
 
 /// Whether `pid` is still a child of ours (alive or a zombie not yet reaped).
 fn is_our_child(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
-    let ppid: i32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return false;
+    };
+    let ppid: i32 = rest
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     ppid == std::process::id() as i32
 }
 
@@ -618,7 +717,11 @@ impl Drop for Ctr {
 /// in any hierarchy, no mount mentioning the bundle, no stray process.
 #[track_caller]
 pub fn assert_nothing_left(c: &Ctr) {
-    assert!(!c.state_dir().exists(), "{} was left behind", c.state_dir().display());
+    assert!(
+        !c.state_dir().exists(),
+        "{} was left behind",
+        c.state_dir().display()
+    );
     for d in c.cgroup_dirs() {
         assert!(!d.exists(), "cgroup {} was left behind", d.display());
     }
@@ -665,7 +768,9 @@ impl NsHolder {
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("spawning unshare");
-            guard.get_or_insert_with(HashSet::new).insert(child.id() as i32);
+            guard
+                .get_or_insert_with(HashSet::new)
+                .insert(child.id() as i32);
             child
         };
         let pid = child.id() as i32;
@@ -707,8 +812,14 @@ pub fn read_until(fd: BorrowedFd<'_>, needle: &str) -> String {
         if left.is_zero() {
             break;
         }
-        let ts = rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: 0 };
-        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: 0,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(0) => break,
             Ok(_) => {}
@@ -749,7 +860,11 @@ impl ConsoleSocket {
         let dir = temp_dir();
         let path = dir.path().join("console.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind console socket");
-        ConsoleSocket { path, listener, _dir: dir }
+        ConsoleSocket {
+            path,
+            listener,
+            _dir: dir,
+        }
     }
 
     pub fn path_str(&self) -> &str {
@@ -759,7 +874,10 @@ impl ConsoleSocket {
     /// Accepts the runtime's connection and receives the pty master.
     pub fn receive_master(&self) -> OwnedFd {
         self.listener.set_nonblocking(true).expect("nonblocking");
-        let stream = wait_for("the runtime to connect to the console socket", || self.listener.accept().ok()).0;
+        let stream = wait_for("the runtime to connect to the console socket", || {
+            self.listener.accept().ok()
+        })
+        .0;
         stream.set_nonblocking(false).expect("blocking");
         berth_runtime::sync::recv_fd(stream.as_fd()).expect("receiving the pty master")
     }
