@@ -27,7 +27,7 @@ fn write_raw(c: &Ctr, data: &str) {
 
 #[test]
 fn malformed_json() {
-    let mut c = Ctr::new("badjson", &["true"]);
+    let c = Ctr::new("badjson", &["true"]);
     write_raw(&c, "{\"ociVersion\": \"1.0.0\", \"process\": ");
     let o = run_cmd(
         c.cmd()
@@ -351,7 +351,9 @@ fn a_cgroup_in_use_is_refused() {
     assert_eq!(s["status"], "running");
     let procs = std::fs::read_to_string(good.v1("pids").join("cgroup.procs")).unwrap();
     assert!(
-        procs.split_whitespace().any(|p| p == s["pid"].to_string()),
+        procs
+            .split_whitespace()
+            .any(|p| Some(p) == s["pid"].as_u64().map(|n| n.to_string()).as_deref()),
         "{procs}"
     );
     assert_eq!(
