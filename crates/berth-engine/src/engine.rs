@@ -1,0 +1,433 @@
+//! The engine: the set of containers, their lifecycle and the daemon's event bus.
+//!
+//! Each container has one record (see [`crate::record`]) behind a mutex for quick reads, a
+//! lifecycle lock that serialises operations that change it (start, stop, remove, the
+//! monitor's exit handling), and a watch channel that wakes `wait` callers.
+//!
+//! A started container is owned by its shim (`berth-shim`), which the engine spawns and
+//! which runs `berth-runtime create`. A monitor task per running container waits on the shim
+//! for the exit, records it, tears the container down (runtime delete, rootfs unmount) and
+//! applies the restart policy. When berthd restarts, [`Engine::open`] reconnects to every
+//! shim still running and resumes monitoring; a container that exited while berthd was down
+//! gets its real exit code from the shim's `exit.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use berth_shim::client::Shim;
+use berth_store::Db;
+use berth_types::Error;
+use tokio::sync::watch;
+
+use crate::clock;
+use crate::events::Events;
+use crate::record::{Record, Status};
+
+/// Where the engine keeps things and which programs it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Persistent state: `meta.db`, content, snapshots, `containers/<id>/` (logs, hosts).
+    pub data_root: PathBuf,
+    /// Runtime state: bundles, shim state, the runtime's `--root`.
+    pub exec_root: PathBuf,
+    /// The OCI runtime binary (`berth-runtime`).
+    pub runtime: PathBuf,
+    /// The shim binary (`berth-shim`).
+    pub shim: PathBuf,
+    /// The init for `--init` (tini or catatonit), if one is installed.
+    pub init: Option<PathBuf>,
+}
+
+/// What `wait` callers watch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WaitState {
+    /// Increments at every exit.
+    pub exits: u64,
+    /// Whether a process exists.
+    pub alive: bool,
+    /// The last exit code.
+    pub exit_code: i64,
+    /// Set once the container is gone.
+    pub removed: bool,
+}
+
+/// One container.
+pub(crate) struct Ctr {
+    pub id: String,
+    /// The record; lock briefly, never across an await.
+    pub rec: Mutex<Record>,
+    /// Serialises lifecycle operations.
+    pub op: tokio::sync::Mutex<()>,
+    pub wait: watch::Sender<WaitState>,
+    /// The shim while the container has one.
+    pub shim: Mutex<Option<Arc<Shim>>>,
+    /// Attach streams waiting for the container to start: each gets its shim connection.
+    pub pending_attach: Mutex<Vec<crate::attach::Pending>>,
+    /// Bumped by stop/kill/remove so a restart back-off in flight gives up.
+    pub restart_gen: Mutex<u64>,
+}
+
+impl Ctr {
+    pub(crate) fn record(&self) -> Record {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn with_rec<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        f(&mut self.rec.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn shim(&self) -> Option<Arc<Shim>> {
+        self.shim.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_shim(&self, s: Option<Arc<Shim>>) {
+        *self.shim.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    pub(crate) fn notify(&self, f: impl FnOnce(&mut WaitState)) {
+        self.wait.send_modify(f);
+    }
+}
+
+/// The container engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: Config,
+    pub db: Arc<Db>,
+    pub images: crate::images::Images,
+    pub ctrs: RwLock<HashMap<String, Arc<Ctr>>>,
+    pub events: Events,
+    pub execs: Mutex<HashMap<String, Arc<crate::exec::Exec>>>,
+    pub started_ns: i128,
+}
+
+impl Engine {
+    /// Opens (or creates) the engine's state under the configured roots, re-adopts running
+    /// containers and restarts those whose policy says so.
+    pub async fn open(cfg: Config) -> Result<Engine, Error> {
+        for d in [
+            cfg.data_root.clone(),
+            cfg.data_root.join("containers"),
+            cfg.exec_root.clone(),
+            cfg.exec_root.join("containers"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::system(format!("creating {}: {e}", d.display())))?;
+        }
+        let db = Arc::new(
+            Db::open(cfg.data_root.join("meta.db"))
+                .map_err(|e| Error::system(format!("opening the metadata database: {e}")))?,
+        );
+        let images = crate::images::Images::open(&cfg.data_root, db.clone())?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                db,
+                images,
+                ctrs: RwLock::new(HashMap::new()),
+                events: Events::default(),
+                execs: Mutex::new(HashMap::new()),
+                started_ns: clock::now_ns(),
+            }),
+        };
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.inner.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub(crate) fn shim_dir(&self, id: &str) -> PathBuf {
+        self.bundle_dir(id).join("shim")
+    }
+
+    pub(crate) fn data_dir(&self, id: &str) -> PathBuf {
+        self.inner.cfg.data_root.join("containers").join(id)
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Ctr>> {
+        self.inner.ctrs.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix, with
+    /// Docker's messages.
+    pub(crate) fn lookup(&self, key: &str) -> Result<Arc<Ctr>, Error> {
+        let map = self.inner.ctrs.read().unwrap_or_else(|p| p.into_inner());
+        if key.is_empty() {
+            return Err(Error::not_found("No such container: ".to_string()));
+        }
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = format!("/{}", key.trim_start_matches('/'));
+        if let Some(c) = map.values().find(|c| c.rec.lock().map(|r| r.name == name).unwrap_or(false)) {
+            return Ok(c.clone());
+        }
+        if key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut hits = map.values().filter(|c| c.id.starts_with(key));
+            if let Some(first) = hits.next() {
+                if hits.next().is_some() {
+                    return Err(Error::invalid_parameter(format!(
+                        "multiple IDs found with provided prefix: {key}"
+                    )));
+                }
+                return Ok(first.clone());
+            }
+        }
+        Err(Error::not_found(format!("No such container: {key}")))
+    }
+
+    /// Writes the record to the database.
+    pub(crate) fn persist(&self, rec: &Record) -> Result<(), Error> {
+        let data = serde_json::to_value(rec).map_err(|e| Error::internal(format!("encoding container {}: {e}", rec.id)))?;
+        self.inner
+            .db
+            .write(|tx| tx.update_container(&rec.id, &data))
+            .map_err(|e: berth_store::Error| Error::system(format!("saving container {}: {e}", rec.short_name())))
+    }
+
+    /// Publishes a container event with Docker's attributes (name, image, labels).
+    pub(crate) fn container_event(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: BTreeMap<String, String> = rec.labels().into_iter().collect();
+        attrs.insert("name".into(), rec.short_name().to_string());
+        attrs.insert("image".into(), rec.image_name.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.inner.events.publish("container", action, rec.id.clone(), attrs);
+    }
+
+    /// Loads every container record and reconciles it with what is running.
+    async fn restore(&self) -> Result<(), Error> {
+        let recs = self
+            .inner
+            .db
+            .read(|tx| tx.list(&berth_store::db::CONTAINERS, ""))
+            .map_err(|e: berth_store::Error| Error::system(format!("loading containers: {e}")))?;
+        for (_, cr) in recs {
+            let rec: Record = match serde_json::from_value(cr.data.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("container {}: unreadable record, skipped: {e}", cr.id);
+                    continue;
+                }
+            };
+            let ctr = Arc::new(Ctr {
+                id: rec.id.clone(),
+                wait: watch::channel(WaitState { alive: rec.state.status.is_alive(), exit_code: rec.state.exit_code, ..Default::default() }).0,
+                rec: Mutex::new(rec),
+                op: tokio::sync::Mutex::new(()),
+                shim: Mutex::new(None),
+                pending_attach: Mutex::new(Vec::new()),
+                restart_gen: Mutex::new(0),
+            });
+            self.inner.ctrs.write().unwrap_or_else(|p| p.into_inner()).insert(ctr.id.clone(), ctr.clone());
+        }
+        for ctr in self.all() {
+            let rec = ctr.record();
+            match rec.state.status {
+                Status::Running | Status::Paused | Status::Restarting => {
+                    let dir = self.shim_dir(&ctr.id);
+                    let adopted = tokio::task::spawn_blocking(move || {
+                        let shim = Shim::connect(&dir).ok()?;
+                        let st = shim.state().ok()?;
+                        Some((shim, st))
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    match adopted {
+                        Some((shim, st)) => {
+                            tracing::info!("container {}: re-adopted (pid {})", ctr.id, st.pid);
+                            ctr.set_shim(Some(Arc::new(shim)));
+                            let paused = st.status == berth_shim::protocol::Status::Paused;
+                            ctr.with_rec(|r| {
+                                r.state.status = if paused { Status::Paused } else { Status::Running };
+                                r.state.pid = st.pid as i64;
+                            });
+                            self.spawn_monitor(ctr.clone());
+                        }
+                        None => {
+                            // The shim is gone: the exit it recorded, if any, is the truth.
+                            let exit = read_exit(&self.shim_dir(&ctr.id));
+                            let _g = ctr.op.lock().await;
+                            self.finish_exit(&ctr, exit.map(|e| (e.exit_code as i64, e.exited_at))).await;
+                            self.after_exit(ctr.clone(), true).await;
+                        }
+                    }
+                }
+                Status::Created | Status::Exited => {
+                    let policy = restart_policy(&rec);
+                    if policy == "always" && !rec.manually_stopped && rec.state.started_at != clock::ZERO {
+                        let e = self.clone();
+                        let c = ctr.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = e.start_ctr(&c).await {
+                                tracing::warn!("container {}: restart at daemon start: {err}", c.id);
+                            }
+                        });
+                    }
+                }
+                Status::Removing | Status::Dead => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a task that waits for the container's exit through its shim.
+    pub(crate) fn spawn_monitor(&self, ctr: Arc<Ctr>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let Some(shim) = ctr.shim() else { return };
+            let res = tokio::task::spawn_blocking(move || shim.wait()).await;
+            let exit = match res {
+                Ok(Ok(e)) => Some((e.exit_code as i64, e.exited_at)),
+                Ok(Err(e)) => {
+                    tracing::warn!("container {}: lost its shim: {e}", ctr.id);
+                    read_exit(&engine.shim_dir(&ctr.id)).map(|e| (e.exit_code as i64, e.exited_at))
+                }
+                Err(_) => None,
+            };
+            {
+                let _g = ctr.op.lock().await;
+                if ctr.shim().is_none() {
+                    return; // already handled (remove -f)
+                }
+                engine.finish_exit(&ctr, exit).await;
+            }
+            engine.after_exit(ctr, false).await;
+        });
+    }
+
+    /// Records an exit and tears the container's process side down: OOM check, shim
+    /// delete, rootfs unmount. Call with the lifecycle lock held.
+    pub(crate) async fn finish_exit(&self, ctr: &Arc<Ctr>, exit: Option<(i64, String)>) {
+        let oom = crate::stats::oom_killed(&ctr.id);
+        if let Some(shim) = ctr.shim() {
+            let _ = tokio::task::spawn_blocking(move || shim.delete()).await;
+        }
+        ctr.set_shim(None);
+        self.teardown_files(&ctr.id);
+        let (code, at) = exit.unwrap_or((255, clock::now_rfc3339()));
+        let rec = ctr.with_rec(|r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = code;
+            r.state.oom_killed = oom;
+            r.state.finished_at = at;
+            r.clone()
+        });
+        if let Err(e) = self.persist(&rec) {
+            tracing::error!("{e}");
+        }
+        if oom {
+            self.container_event(&rec, "oom", &[]);
+        }
+        self.container_event(&rec, "die", &[("exitCode", code.to_string())]);
+        ctr.notify(|w| {
+            w.exits += 1;
+            w.alive = false;
+            w.exit_code = code;
+        });
+    }
+
+    /// Unmounts the rootfs and removes the runtime-side directories of a container.
+    pub(crate) fn teardown_files(&self, id: &str) {
+        let bundle = self.bundle_dir(id);
+        if let Err(e) = berth_snapshot::unmount(&bundle.join("rootfs")) {
+            tracing::debug!("container {id}: unmounting its rootfs: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&bundle);
+    }
+
+    /// Applies the restart policy and `--rm` after an exit.
+    pub(crate) async fn after_exit(&self, ctr: Arc<Ctr>, at_boot: bool) {
+        let rec = ctr.record();
+        let policy = restart_policy(&rec);
+        let max = rec.host_config.restart_policy.as_ref().and_then(|p| p.maximum_retry_count).unwrap_or(0);
+        let restart = !rec.manually_stopped
+            && match policy.as_str() {
+                "always" | "unless-stopped" => true,
+                "on-failure" => rec.state.exit_code != 0 && (max == 0 || rec.restart_count < max),
+                _ => false,
+            };
+        if restart {
+            let gen = *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner());
+            let ran = clock::parse_rfc3339(&rec.state.finished_at).unwrap_or(0)
+                - clock::parse_rfc3339(&rec.state.started_at).unwrap_or(0);
+            // Docker's back-off: 100 ms doubling per restart, at most a minute, reset once
+            // the container has run for 10 s.
+            let delay = if ran >= 10_000_000_000 || at_boot {
+                Duration::from_millis(100)
+            } else {
+                let n = rec.restart_count.clamp(0, 20) as u32;
+                Duration::from_millis(100u64.saturating_mul(1 << n)).min(Duration::from_secs(60))
+            };
+            let rec2 = ctr.with_rec(|r| {
+                r.state.status = Status::Restarting;
+                r.clone()
+            });
+            let _ = self.persist(&rec2);
+            let engine = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _g = ctr.op.lock().await;
+                if *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) != gen
+                    || ctr.record().state.status != Status::Restarting
+                {
+                    return;
+                }
+                ctr.with_rec(|r| r.restart_count += 1);
+                if let Err(e) = engine.start_locked(&ctr).await {
+                    tracing::warn!("container {}: restart failed: {e}", ctr.id);
+                    let rec = ctr.with_rec(|r| {
+                        r.state.status = Status::Exited;
+                        r.state.error = e.message().to_string();
+                        r.clone()
+                    });
+                    let _ = engine.persist(&rec);
+                }
+            });
+            return;
+        }
+        if rec.host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove_ctr(&ctr, true, false).await {
+                tracing::warn!("container {}: auto-remove: {e}", ctr.id);
+            }
+        }
+    }
+}
+
+/// The restart policy's name (`no` when unset).
+pub(crate) fn restart_policy(rec: &Record) -> String {
+    rec.host_config
+        .restart_policy
+        .as_ref()
+        .and_then(|p| p.name.as_ref())
+        .map(|n| n.to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "no".into())
+}
+
+pub(crate) fn read_exit(dir: &Path) -> Option<berth_shim::protocol::Exit> {
+    let data = std::fs::read(dir.join(berth_shim::protocol::EXIT_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}

@@ -1,0 +1,221 @@
+//! `GET /containers/{id}/logs`: reads the json-file log the shim writes (and its rotated
+//! files), filters and frames it, and follows it while the container runs.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_api_types::stdcopy::{self, Stream};
+use berth_server::backend::{ByteStream, LogsOptions};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::clock;
+use crate::engine::WaitState;
+
+#[derive(Deserialize)]
+struct Entry {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+/// What one log line turns into on the wire.
+fn encode(e: &Entry, opts: &LogsOptions, tty: bool) -> Option<Vec<u8>> {
+    let stream = match e.stream.as_str() {
+        "stdout" if opts.stdout => Stream::Stdout,
+        "stderr" if opts.stderr => Stream::Stderr,
+        _ => return None,
+    };
+    let ns = clock::parse_rfc3339(&e.time).unwrap_or(0);
+    if opts.since_ns.is_some_and(|s| ns < s) || opts.until_ns.is_some_and(|u| ns > u) {
+        return None;
+    }
+    let mut data = Vec::with_capacity(e.log.len() + 32);
+    if opts.timestamps {
+        data.extend_from_slice(clock::rfc3339(ns).as_bytes());
+        data.push(b' ');
+    }
+    data.extend_from_slice(e.log.as_bytes());
+    Some(if tty { data } else { stdcopy::frame(stream, &data) })
+}
+
+/// The log's files, oldest first: `<log>.N`, …, `<log>.1`, `<log>`.
+fn files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for ent in rd.flatten() {
+                let n = ent.file_name();
+                let Some(n) = n.to_str() else { continue };
+                if let Some(k) = n.strip_prefix(name).and_then(|r| r.strip_prefix('.')).and_then(|k| k.parse().ok()) {
+                    rotated.push((k, ent.path()));
+                }
+            }
+        }
+    }
+    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    out.push(path.to_path_buf());
+    out
+}
+
+/// Streams the log as the API returns it.
+pub(crate) fn stream(path: PathBuf, opts: LogsOptions, tty: bool, wait: watch::Receiver<WaitState>) -> ByteStream {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    std::thread::Builder::new()
+        .name("logs".into())
+        .spawn(move || {
+            if let Err(e) = pump(&path, &opts, tty, wait, &tx) {
+                tracing::debug!("logs of {}: {e}", path.display());
+            }
+        })
+        .ok();
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok(b), rx))
+    }))
+}
+
+fn pump(path: &Path, opts: &LogsOptions, tty: bool, wait: watch::Receiver<WaitState>, tx: &mpsc::Sender<Bytes>) -> std::io::Result<()> {
+    let send = |v: Vec<u8>| tx.blocking_send(Bytes::from(v)).is_ok();
+    // Past lines (with tail applied), then the live file from where they ended.
+    let mut tail: VecDeque<Vec<u8>> = VecDeque::new();
+    let limit = opts.tail;
+    let mut live: Option<(File, u64)> = None;
+    let all = files(path);
+    let last = all.len() - 1;
+    for (i, p) in all.iter().enumerate() {
+        let f = match File::open(p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let ino = f.metadata()?.ino();
+        let mut r = BufReader::new(f);
+        let mut line = String::new();
+        let mut pos = 0u64;
+        loop {
+            line.clear();
+            let n = r.read_line(&mut line)?;
+            if n == 0 || !line.ends_with('\n') {
+                break;
+            }
+            pos += n as u64;
+            let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+            if let Some(b) = encode(&e, opts, tty) {
+                match limit {
+                    Some(0) => {}
+                    Some(k) => {
+                        if tail.len() == k {
+                            tail.pop_front();
+                        }
+                        tail.push_back(b);
+                    }
+                    None => {
+                        if !send(b) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        if i == last {
+            let mut f = r.into_inner();
+            f.seek(SeekFrom::Start(pos))?;
+            live = Some((f, ino));
+        }
+    }
+    for b in tail {
+        if !send(b) {
+            return Ok(());
+        }
+    }
+    if !opts.follow {
+        return Ok(());
+    }
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut idle_after_exit = 0;
+    loop {
+        let mut got = false;
+        if let Some((f, _)) = live.as_mut() {
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                got = true;
+                pending.extend_from_slice(&buf[..n]);
+            }
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
+                    if let Some(b) = encode(&e, opts, tty) {
+                        if !send(b) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        if opts.until_ns.is_some_and(|u| clock::now_ns() > u) {
+            return Ok(());
+        }
+        if tx.is_closed() {
+            return Ok(());
+        }
+        // Rotation: the path now names a new file; the old one is finished.
+        let cur = std::fs::metadata(path).ok().map(|m| m.ino());
+        if cur.is_some() && cur != live.as_ref().map(|(_, i)| *i) && !got {
+            if let Ok(f) = File::open(path) {
+                let ino = f.metadata()?.ino();
+                live = Some((f, ino));
+                pending.clear();
+                continue;
+            }
+        }
+        let alive = { let w = wait.borrow(); w.alive && !w.removed };
+        if !alive && !got {
+            // The shim flushes the log before it reports the exit; one more pass suffices.
+            idle_after_exit += 1;
+            if idle_after_exit > 1 {
+                return Ok(());
+            }
+        }
+        if !got {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_files_come_oldest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x-json.log");
+        for n in ["x-json.log", "x-json.log.1", "x-json.log.2", "x-json.log.10", "other"] {
+            std::fs::write(d.path().join(n), "").unwrap();
+        }
+        let names: Vec<String> = files(&p).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["x-json.log.10", "x-json.log.2", "x-json.log.1", "x-json.log"]);
+    }
+
+    #[test]
+    fn framing_and_filters() {
+        let e = Entry { log: "hi\n".into(), stream: "stderr".into(), time: "2025-01-01T00:00:00.5Z".into() };
+        let mut o = LogsOptions { stdout: true, stderr: true, ..Default::default() };
+        assert_eq!(encode(&e, &o, false).unwrap(), [&[2u8, 0, 0, 0, 0, 0, 0, 3][..], b"hi\n"].concat());
+        assert_eq!(encode(&e, &o, true).unwrap(), b"hi\n");
+        o.timestamps = true;
+        assert_eq!(encode(&e, &o, true).unwrap(), b"2025-01-01T00:00:00.500000000Z hi\n");
+        o.stderr = false;
+        assert!(encode(&e, &o, true).is_none());
+    }
+}

@@ -1,0 +1,95 @@
+//! berthd end to end: the real docker CLI against a private berthd.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn inspect(d: &Daemon, name: &str) -> Value {
+    let out = d.docker(&["inspect", name]).ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn run_echo_and_exit_codes() {
+    let d = Daemon::start();
+    d.busybox();
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]).ok();
+    assert_eq!(out.stdout, "hello\n");
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("oops"), "{out:?}");
+    // --rm removed both containers.
+    assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
+    let out = d.docker(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    let out = d.docker(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("No such image"), "{out:?}");
+}
+
+#[test]
+fn detached_container_lifecycle() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = d
+        .docker(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ps = d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]).ok().stdout;
+    assert!(ps.starts_with("web Up"), "{ps}");
+    let i = inspect(&d, "web");
+    assert_eq!(i["State"]["Status"], "running");
+    let pid = i["State"]["Pid"].as_i64().unwrap();
+    // A real host process, in berth's cgroup for this container.
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cg.contains(&format!("/berth/{id}")), "{cg}");
+    wait_for("log lines", || {
+        let l = d.docker(&["logs", "web"]).stdout;
+        l.contains("line 3").then_some(())
+    });
+    let host = d.docker(&["exec", "web", "cat", "/etc/hostname"]).ok().stdout;
+    assert_eq!(host.trim(), &id[..12]);
+    let out = d.docker(&["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(out.code, 7);
+    d.docker(&["pause", "web"]).ok();
+    assert_eq!(inspect(&d, "web")["State"]["Status"], "paused");
+    d.docker(&["unpause", "web"]).ok();
+    let t = std::time::Instant::now();
+    d.docker(&["stop", "-t", "1", "web"]).ok();
+    assert!(t.elapsed().as_secs() < 15);
+    let i = inspect(&d, "web");
+    assert_eq!(i["State"]["Status"], "exited");
+    assert_eq!(i["State"]["ExitCode"], 137, "sh ignores TERM as pid 1: killed after the timeout");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let out = d.docker(&["rm", "web"]).ok();
+    assert_eq!(out.stdout.trim(), "web");
+    let out = d.docker(&["rm", "web"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("No such container: web"), "{out:?}");
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let d = Daemon::start();
+    d.busybox();
+    let (code, body) = d.request("POST", "/v1.50/containers/create", Some(r#"{"Image":"busybox","Cmd":["true"],"Bogus":1}"#));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Bogus"), "{body}");
+    let (code, body) = d.request("POST", "/v1.50/containers/create", Some("{not json"));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.request("POST", "/v1.50/containers/create?name=bad%2Fname", Some(r#"{"Image":"busybox","Cmd":["true"]}"#));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.request("POST", "/v1.50/containers/create", Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}"#));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("PortBindings"), "{body}");
+    assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
+    let n = std::fs::read_dir(d.data_root().join("containers")).unwrap().count();
+    assert_eq!(n, 0, "container directories left behind");
+    assert_eq!(d.get("/_ping").0, 200, "berthd is still up");
+}
