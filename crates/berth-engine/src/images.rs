@@ -1,0 +1,382 @@
+//! The engine's side of images: berth-image's store opened under the data root, what
+//! containers need from it (resolve, rootfs snapshots) and the image API endpoints.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_api_types::Filters;
+use berth_api_types::models::{
+    ContainerConfig, HistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
+    ImageInspectRootFs, ImagePruneResponse, ImageSummary,
+};
+use berth_api_types::query;
+use berth_image::{DeleteItem, ImageStore, ImportOptions, InUse};
+use berth_server::backend::{ByteStream, ImageBackend};
+use berth_snapshot::{Driver, Mount, Snapshotter};
+use berth_store::{ContentStore, Db};
+use berth_types::{Digest, Error, Reference};
+use futures_util::StreamExt;
+
+use crate::clock;
+use crate::engine::Engine;
+
+/// An image as a container sees it.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// `sha256:…`.
+    pub id: String,
+    /// The image's default container configuration, in the API's types.
+    pub config: ContainerConfig,
+}
+
+/// The image store.
+pub struct Images {
+    store: ImageStore,
+}
+
+fn err(e: berth_image::Error) -> Error {
+    e.into()
+}
+
+impl Images {
+    /// Opens `content/` and `snapshots/` under the data root.
+    pub fn open(data_root: &Path, db: Arc<Db>) -> Result<Images, Error> {
+        let content = ContentStore::open(data_root.join("content"))
+            .map_err(|e| Error::system(format!("opening the content store: {e}")))?;
+        let snaps = Snapshotter::open(data_root.join("snapshots"), Driver::Auto)
+            .map_err(|e| Error::system(format!("opening the snapshotter: {e}")))?;
+        let _ = content.cleanup_ingest();
+        let _ = db.delete_expired_leases();
+        Ok(Images { store: ImageStore::new(db, content, Arc::new(snaps)) })
+    }
+
+    /// The berth-image store.
+    pub fn store(&self) -> &ImageStore {
+        &self.store
+    }
+
+    /// Finds an image by reference or id, with Docker's "No such image" message.
+    pub fn resolve(&self, name: &str) -> Result<ResolvedImage, Error> {
+        let img = self.store.inspect(name).map_err(|e| match e {
+            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
+            other => err(other),
+        })?;
+        let cfg = img.config.config.clone().unwrap_or_default();
+        let config = ContainerConfig {
+            user: cfg.user.clone(),
+            env: Some(cfg.env.clone()),
+            entrypoint: cfg.entrypoint.clone(),
+            cmd: cfg.cmd.clone(),
+            working_dir: cfg.working_dir.clone(),
+            labels: Some(cfg.labels.clone().into_iter().collect()),
+            stop_signal: cfg.stop_signal.clone(),
+            exposed_ports: (!cfg.exposed_ports.is_empty()).then(|| cfg.exposed_ports.keys().cloned().collect()),
+            volumes: (!cfg.volumes.is_empty()).then(|| cfg.volumes.keys().cloned().collect()),
+            ..Default::default()
+        };
+        Ok(ResolvedImage { id: img.record.id.to_string(), config })
+    }
+
+    /// Creates the container's writable snapshot on top of the image.
+    pub fn prepare_rootfs(&self, image_id: &str, key: &str, _container: &str) -> Result<(), Error> {
+        let d = Digest::parse(image_id).map_err(|e| Error::invalid_parameter(format!("image id {image_id}: {e}")))?;
+        self.store.prepare_rootfs(&d, key).map(|_| ()).map_err(err)
+    }
+
+    /// The mounts of a container's root filesystem.
+    pub fn rootfs_mounts(&self, key: &str) -> Result<Vec<Mount>, Error> {
+        self.store.rootfs_mounts(key).map_err(err)
+    }
+
+    /// Drops a container's snapshot (repeatable).
+    pub fn release_rootfs(&self, key: &str) -> Result<(), Error> {
+        self.store.release_rootfs(key).map_err(err)
+    }
+
+    /// How many images there are.
+    pub fn count(&self) -> usize {
+        self.store.list().map(|l| l.len()).unwrap_or(0)
+    }
+}
+
+/// `busybox` → `busybox:latest`, as Docker's messages show references.
+fn familiar(name: &str) -> String {
+    match Reference::parse_normalized(name) {
+        Ok(r) => r.familiar(),
+        Err(_) => name.to_string(),
+    }
+}
+
+fn secs(t: &Option<String>) -> i64 {
+    t.as_deref().and_then(clock::parse_rfc3339).map_or(0, |ns| (ns / 1_000_000_000) as i64)
+}
+
+/// Reads the body stream of a request from blocking code.
+struct BodyReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.cur = b,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+impl Engine {
+    fn in_use(&self) -> impl Fn(&Digest) -> Option<InUse> + '_ {
+        move |d: &Digest| {
+            let id = d.to_string();
+            self.all().iter().map(|c| c.record()).find(|r| r.image == id).map(|r| InUse {
+                container: r.id.clone(),
+                running: r.state.status.is_alive(),
+            })
+        }
+    }
+}
+
+impl ImageBackend for Engine {
+    async fn image_list(&self, q: query::ImageList, filters: Filters) -> Result<Vec<ImageSummary>, Error> {
+        filters.check(&["dangling", "label", "before", "since", "reference", "until"]).map_err(Error::invalid_parameter)?;
+        let list = self.inner.images.store().list().map_err(err)?;
+        let mut out = Vec::new();
+        for s in list {
+            let tags: Vec<String> = s.repo_tags.iter().map(|r| r.familiar()).collect();
+            let digests: Vec<String> = s.repo_digests.iter().map(|r| r.familiar()).collect();
+            let labels: HashMap<String, String> = s.record.labels.clone().into_iter().collect();
+            if !filters.match_labels("label", &labels) {
+                continue;
+            }
+            if let Some(d) = filters.get("dangling").first() {
+                if (d == "true") != tags.is_empty() {
+                    continue;
+                }
+            }
+            if !filters.get("reference").is_empty()
+                && !filters.get("reference").iter().any(|p| tags.iter().any(|t| ref_matches(t, p)))
+            {
+                continue;
+            }
+            if !q.all && tags.is_empty() && digests.is_empty() {
+                continue;
+            }
+            let containers = self.all().iter().filter(|c| c.record().image == s.record.id.to_string()).count() as i64;
+            out.push(ImageSummary {
+                id: s.record.id.to_string(),
+                parent_id: s.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                repo_tags: tags,
+                repo_digests: digests,
+                created: secs(&s.record.created),
+                size: s.record.size as i64,
+                shared_size: -1,
+                labels,
+                containers,
+                ..Default::default()
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    async fn image_inspect(&self, name: &str) -> Result<ImageInspect, Error> {
+        let img = self.inner.images.store().inspect(name).map_err(|e| match e {
+            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
+            other => err(other),
+        })?;
+        let cfg = self.inner.images.resolve(&img.record.id.to_string())?.config;
+        Ok(ImageInspect {
+            id: Some(img.record.id.to_string()),
+            repo_tags: Some(img.repo_tags.iter().map(|r| r.familiar()).collect()),
+            repo_digests: Some(img.repo_digests.iter().map(|r| r.familiar()).collect()),
+            parent: Some(img.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()),
+            comment: Some(img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default()),
+            created: img.record.created.clone(),
+            author: img.config.author.clone(),
+            config: Some(berth_api_types::models::ImageConfig {
+                user: cfg.user,
+                env: cfg.env,
+                cmd: cfg.cmd,
+                entrypoint: cfg.entrypoint,
+                working_dir: cfg.working_dir,
+                labels: cfg.labels,
+                stop_signal: cfg.stop_signal,
+                exposed_ports: cfg.exposed_ports,
+                volumes: cfg.volumes,
+                ..Default::default()
+            }),
+            architecture: Some(img.config.architecture.clone()),
+            os: Some(img.config.os.clone()),
+            size: Some(img.record.size as i64),
+            root_fs: Some(ImageInspectRootFs {
+                typ: "layers".into(),
+                layers: Some(img.record.diff_ids.iter().map(|d| d.to_string()).collect()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<HistoryResponseItem>, Error> {
+        let img = self.inner.images.store().inspect(name).map_err(err)?;
+        let mut out: Vec<HistoryResponseItem> = img
+            .config
+            .history
+            .iter()
+            .map(|h| HistoryResponseItem {
+                id: "<missing>".into(),
+                created: secs(&h.created),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size: 0,
+                comment: h.comment.clone().unwrap_or_default(),
+            })
+            .collect();
+        out.reverse();
+        if let Some(first) = out.first_mut() {
+            first.id = img.record.id.to_string();
+            first.size = img.record.size as i64;
+            first.tags = img.repo_tags.iter().map(|r| r.familiar()).collect();
+        }
+        Ok(out)
+    }
+
+    async fn image_tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), Error> {
+        let target = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let r = Reference::parse_normalized(&target).map_err(|e| Error::invalid_parameter(format!("invalid reference format: {target}: {e}")))?;
+        self.inner.images.store().tag(name, &r).map_err(err)?;
+        let id = self.inner.images.resolve(name)?.id;
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), r.familiar());
+        self.inner.events.publish("image", "tag", id, attrs);
+        Ok(())
+    }
+
+    async fn image_remove(&self, name: &str, force: bool, _noprune: bool) -> Result<Vec<ImageDeleteResponseItem>, Error> {
+        let items = self.inner.images.store().remove(name, force, &self.in_use()).map_err(|e| match e {
+            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
+            other => err(other),
+        })?;
+        let mut out = Vec::new();
+        for it in items {
+            match it {
+                DeleteItem::Untagged(r) => {
+                    let mut attrs = std::collections::BTreeMap::new();
+                    attrs.insert("name".to_string(), r.clone());
+                    self.inner.events.publish("image", "untag", r.clone(), attrs);
+                    out.push(ImageDeleteResponseItem { untagged: Some(r), deleted: None });
+                }
+                DeleteItem::Deleted(d) => {
+                    self.inner.events.publish("image", "delete", d.to_string(), Default::default());
+                    out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(d.to_string()) });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn image_create(&self, params: Vec<(String, String)>, body: ByteStream) -> Result<ByteStream, Error> {
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let Some(img) = get("fromImage").filter(|s| !s.is_empty()) {
+            let tag = get("tag").filter(|t| !t.is_empty());
+            let name = match tag {
+                Some(t) if !img.contains('@') => format!("{img}:{t}"),
+                _ => img,
+            };
+            return Err(Error::not_found(format!(
+                "No such image: {} (berth cannot pull from registries yet: import the image or make it with `berth image bootstrap`)",
+                familiar(&name)
+            )));
+        }
+        let src = get("fromSrc").unwrap_or_default();
+        if src != "-" {
+            return Err(Error::invalid_parameter(format!("fromSrc {src:?}: berth imports only from the request body (fromSrc=-)")));
+        }
+        let reference = match get("repo").filter(|r| !r.is_empty()) {
+            Some(repo) => {
+                let full = match get("tag").filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{repo}:{t}"),
+                    None => repo,
+                };
+                Some(Reference::parse_normalized(&full).map_err(|e| Error::invalid_parameter(format!("invalid reference format: {full}: {e}")))?)
+            }
+            None => None,
+        };
+        let changes: Vec<String> = params.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect();
+        let opts = ImportOptions { reference, changes, message: get("message").filter(|m| !m.is_empty()), ..Default::default() };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
+        let mut body = body;
+        tokio::spawn(async move {
+            while let Some(chunk) = body.next().await {
+                let tx = tx.clone();
+                if tokio::task::spawn_blocking(move || tx.send(chunk)).await.map(|r| r.is_err()).unwrap_or(true) {
+                    return;
+                }
+            }
+        });
+        let engine = self.clone();
+        let img = tokio::task::spawn_blocking(move || {
+            engine.inner.images.store().import(BodyReader { rx, cur: bytes::Bytes::new() }, &opts)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(err)?;
+        let id = img.record.id.to_string();
+        self.inner.events.publish("image", "import", id.clone(), Default::default());
+        let line = format!("{}\n", serde_json::json!({"status": id}));
+        Ok(Box::pin(futures_util::stream::once(async move { Ok(bytes::Bytes::from(line)) })))
+    }
+
+    async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse, Error> {
+        filters.check(&["dangling", "label", "until"]).map_err(Error::invalid_parameter)?;
+        let all = filters.get("dangling").first().is_some_and(|d| d == "false");
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
+        for s in self.inner.images.store().list().map_err(err)? {
+            if !all && !s.repo_tags.is_empty() {
+                continue;
+            }
+            let id = s.record.id.to_string();
+            if self.all().iter().any(|c| c.record().image == id) {
+                continue;
+            }
+            if let Ok(items) = self.inner.images.store().remove(&id, false, &self.in_use()) {
+                reclaimed += s.record.size as i64;
+                for it in items {
+                    deleted.push(match it {
+                        DeleteItem::Untagged(r) => ImageDeleteResponseItem { untagged: Some(r), deleted: None },
+                        DeleteItem::Deleted(d) => ImageDeleteResponseItem { untagged: None, deleted: Some(d.to_string()) },
+                    });
+                }
+            }
+        }
+        Ok(ImagePruneResponse { images_deleted: Some(deleted), space_reclaimed: Some(reclaimed) })
+    }
+}
+
+/// Docker's `reference` filter: a glob on the familiar name (`busy*`, `busybox:*`).
+fn ref_matches(tag: &str, pattern: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let name = tag.rsplit_once(':').map_or(tag, |(n, _)| n);
+    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
+}
