@@ -87,7 +87,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiE
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))?;
     let mut unknown = Vec::new();
     let de = &mut serde_json::Deserializer::from_slice(text);
-    let mut track = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut track = |p: serde_ignored::Path<'_>| unknown.push(field_path(&p));
     let tracked = serde_ignored::Deserializer::new(de, &mut track);
     let value = serde_path_to_error::deserialize(tracked).map_err(|e| {
         let path = e.path().to_string();
@@ -105,4 +105,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiE
         )));
     }
     Ok(JsonBody { value, raw })
+}
+
+/// A field's path as users write it: `HostConfig.Memory`, `Env[2]`.
+fn field_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }

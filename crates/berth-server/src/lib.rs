@@ -43,7 +43,7 @@ pub fn app<B: Backend>(backend: Arc<B>) -> Router {
         .version
         .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
     let server = version::ServerHeader::new(&engine_version);
-    Router::new()
+    let routes = Router::new()
         .merge(routes::system::routes::<B>())
         .merge(routes::containers::routes::<B>())
         .merge(routes::exec::routes::<B>())
@@ -51,12 +51,16 @@ pub fn app<B: Backend>(backend: Arc<B>) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(catch_panic))
+        .with_state(backend);
+    // Layers on a router run after its routing, so the version prefix is stripped by an
+    // outer router whose every request goes to the inner one.
+    Router::new()
+        .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(
             server,
             version::headers,
         ))
-        .with_state(backend)
+        .layer(axum::middleware::from_fn(catch_panic))
 }
 
 /// Runs the handler, answering 500 instead of dropping the connection when it panics.

@@ -30,9 +30,11 @@ async fn create<B: Backend>(
     Path(id): Path<String>,
     body: JsonBody<ExecConfig>,
 ) -> ApiResult<Response> {
+    let r = b.exec_create(&id, body.value).await?;
+    // The stubs' `IdResponse` serializes as `id`; Docker sends `Id`.
     Ok(json(
         StatusCode::CREATED,
-        &b.exec_create(&id, body.value).await?,
+        &serde_json::json!({ "Id": r.id }),
     ))
 }
 
