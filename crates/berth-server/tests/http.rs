@@ -649,7 +649,8 @@ async fn attach_hijack_with_upgrade() {
     assert!(tail.is_empty(), "{tail:?}");
 
     // Errors before the hijack are normal HTTP responses.
-    d.fake.add("stopped", &["cat"], false, false);
+    let stopped = d.fake.add("stopped", &["cat"], false, true);
+    d.fake.exit(&stopped, 0);
     let r = request(
         &d.sock,
         "POST",

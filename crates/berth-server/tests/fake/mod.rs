@@ -49,6 +49,8 @@ pub struct State {
 
 #[derive(Default)]
 pub struct Fake {
+    /// Itself, for sessions that outlive a call.
+    pub me: Mutex<std::sync::Weak<Fake>>,
     pub state: Mutex<State>,
     /// How many waits were ever registered.
     pub waits_registered: AtomicUsize,
@@ -71,7 +73,13 @@ fn now_ns() -> i128 {
 
 impl Fake {
     pub fn new() -> Arc<Fake> {
-        Arc::new(Fake::default())
+        let f = Arc::new(Fake::default());
+        *f.me.lock().unwrap() = Arc::downgrade(&f);
+        f
+    }
+
+    fn self_arc(&self) -> Arc<Fake> {
+        self.me.lock().unwrap().upgrade().unwrap()
     }
 
     fn resolve(st: &State, id: &str) -> Result<String, Error> {
@@ -220,6 +228,48 @@ impl Session for Echo {
                 fake.exit(&id, 0);
             }
             let _ = w.shutdown().await;
+        })
+    }
+}
+
+/// An output-only attach: writes the container's logs when it exits, then closes.
+pub struct Replay {
+    pub tty: bool,
+    pub exited: oneshot::Receiver<i64>,
+    pub fake: Arc<Fake>,
+    pub id: String,
+}
+
+impl Session for Replay {
+    fn tty(&self) -> bool {
+        self.tty
+    }
+    fn run(
+        self: Box<Self>,
+        mut conn: BoxConn,
+    ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let _ = self.exited.await;
+            let logs = self
+                .fake
+                .container(&self.id)
+                .map(|c| c.logs)
+                .unwrap_or_default();
+            for e in logs {
+                let s = match e.stream {
+                    LogStream::Stdout => stdcopy::Stream::Stdout,
+                    LogStream::Stderr => stdcopy::Stream::Stderr,
+                };
+                let bytes = if self.tty {
+                    e.data.to_vec()
+                } else {
+                    stdcopy::frame(s, &e.data)
+                };
+                if conn.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let _ = conn.shutdown().await;
         })
     }
 }
@@ -586,17 +636,31 @@ impl ContainerBackend for Fake {
     }
 
     async fn attach(&self, id: &str, q: query::ContainerAttach) -> Result<Box<dyn Session>, Error> {
-        let st = self.state.lock().unwrap();
-        let c = &st.containers[&Self::resolve(&st, id)?];
-        if !c.running && q.stream {
+        let mut st = self.state.lock().unwrap();
+        let id = Self::resolve(&st, id)?;
+        let c = st.containers[&id].clone();
+        if c.started && !c.running && q.stream {
             return Err(Error::conflict(
                 "You cannot attach to a stopped container, start it first",
             ));
         }
-        Ok(Box::new(Echo {
+        if q.stdin {
+            let fake = Some((self.self_arc(), id));
+            return Ok(Box::new(Echo {
+                tty: c.tty,
+                fake,
+                prefix: Vec::new(),
+            }));
+        }
+        // Output only (`docker run` without -i): replay the logs once the container exits.
+        let (tx, rx) = oneshot::channel();
+        st.waiters.push((id.clone(), tx));
+        let me = self.self_arc();
+        Ok(Box::new(Replay {
             tty: c.tty,
-            fake: None,
-            prefix: Vec::new(),
+            exited: rx,
+            fake: me,
+            id,
         }))
     }
 
