@@ -78,6 +78,15 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiE
 /// Parses a JSON body: empty means `{}`; malformed JSON is refused with its line and column,
 /// a wrong type with the field's path, and fields the API does not have by their path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
+    parse_json_allowing(bytes, &[])
+}
+
+/// Like [`parse_json`], also accepting (and ignoring) the fields in `extra`: fields Docker's
+/// own clients send that the API's published schema lacks (e.g. `Detach` in an exec create).
+pub fn parse_json_allowing<T: DeserializeOwned>(
+    bytes: &[u8],
+    extra: &[&str],
+) -> Result<JsonBody<T>, ApiError> {
     let text = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         &b"{}"[..]
     } else {
@@ -97,6 +106,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiE
             ApiError::bad_request(format!("invalid request body: {path}: {}", e.inner()))
         }
     })?;
+    unknown.retain(|f| !extra.contains(&f.as_str()));
     if !unknown.is_empty() {
         return Err(ApiError::bad_request(format!(
             "unknown field{} in request body: {}",

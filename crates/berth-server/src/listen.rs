@@ -145,6 +145,14 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
+    /// The TCP address a TLS listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listener::Tls { listener, .. } => listener.local_addr().ok(),
+            Listener::Unix { .. } => None,
+        }
+    }
+
     /// Binds one `-H` address: `unix:///path` (or a bare absolute path) or `tcp://host:port`
     /// (which needs `tls`).
     pub async fn bind(addr: &str, tls: Option<&TlsConfig>) -> Result<Listener, ListenError> {

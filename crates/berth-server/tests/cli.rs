@@ -271,3 +271,28 @@ async fn run_creates_attaches_and_exits_with_the_code() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("windows/amd64"), "{}", o.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_pipes_stdin() {
+    if !have_cli() {
+        return;
+    }
+    let d = Daemon::start().await;
+    d.fake.add("e", &["sleep"], false, true);
+    let o = docker(&d, &["exec", "-i", "e", "cat"], Some(b"via exec\n")).await;
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "exec> via exec\n"),
+        "{}",
+        o.stderr
+    );
+    let o = docker(&d, &["exec", "-d", "e", "cat"], None).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = docker(&d, &["exec", "nosuch", "cat"], None).await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("No such container: nosuch"),
+        "{}",
+        o.stderr
+    );
+}

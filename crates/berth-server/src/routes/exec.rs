@@ -14,7 +14,7 @@ use super::{dim, json, ok};
 use crate::MAX_JSON_BODY;
 use crate::backend::Backend;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Q, parse_json, read_limited};
+use crate::extract::{Q, parse_json, parse_json_allowing, read_limited};
 use crate::hijack::hijack;
 
 pub fn routes<B: Backend>() -> Router<Arc<B>> {
@@ -28,8 +28,11 @@ pub fn routes<B: Backend>() -> Router<Arc<B>> {
 async fn create<B: Backend>(
     State(b): State<Arc<B>>,
     Path(id): Path<String>,
-    body: JsonBody<ExecConfig>,
+    req: Request,
 ) -> ApiResult<Response> {
+    let bytes = read_limited(req.into_body(), MAX_JSON_BODY).await?;
+    // The docker CLI sends its `ExecOptions`, which has a `Detach` the schema lacks.
+    let body = parse_json_allowing::<ExecConfig>(&bytes, &["Detach"])?;
     let r = b.exec_create(&id, body.value).await?;
     // The stubs' `IdResponse` serializes as `id`; Docker sends `Id`.
     Ok(json(
