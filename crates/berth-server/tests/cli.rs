@@ -262,6 +262,85 @@ async fn run_creates_attaches_and_exits_with_the_code() {
         "{}",
         o.stderr
     );
+    // Many flags: every field the CLI fills in must be accepted.
+    let o = docker(
+        &d,
+        &[
+            "create",
+            "-it",
+            "--name",
+            "many",
+            "-p",
+            "8080:80",
+            "-v",
+            "/x:/y:ro",
+            "--restart",
+            "on-failure:3",
+            "--health-cmd",
+            "true",
+            "--entrypoint",
+            "sh",
+            "-w",
+            "/w",
+            "-u",
+            "1:2",
+            "--stop-signal",
+            "TERM",
+            "--stop-timeout",
+            "3",
+            "--network",
+            "none",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "10",
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "no-new-privileges",
+            "--tmpfs",
+            "/t",
+            "--ulimit",
+            "nofile=10:20",
+            "--add-host",
+            "h:1.2.3.4",
+            "--dns",
+            "1.1.1.1",
+            "--init",
+            "--read-only",
+            "--shm-size",
+            "1m",
+            "--mount",
+            "type=volume,src=v,dst=/v",
+            "--device",
+            "/dev/null",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--hostname",
+            "hn",
+            "--log-opt",
+            "max-size=1m",
+            "--annotation",
+            "a=b",
+            "busybox",
+            "-c",
+            "true",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let raw = d
+        .fake
+        .last_create
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .2
+        .clone();
+    assert_eq!(raw["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 3);
+    assert_eq!(raw["Entrypoint"][0], "sh");
     let o = docker(
         &d,
         &["create", "--platform", "windows/amd64", "busybox"],
