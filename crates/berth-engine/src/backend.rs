@@ -1,11 +1,10 @@
 //! berth-server's backend traits, implemented by the engine.
 
-use std::pin::Pin;
-
 use berth_api_types::models::*;
 use berth_api_types::{Filters, query};
 use berth_server::backend::{
-    ByteStream, ContainerBackend, ExecBackend, LogsOptions, Session, SystemBackend,
+    ContainerBackend, CreateOptions, ExecBackend, ItemStream, Logs, LogsOptions, Session,
+    SystemBackend, WaitFuture,
 };
 use berth_types::Error;
 
@@ -23,18 +22,16 @@ impl SystemBackend for Engine {
         Ok(crate::system::info(self))
     }
 
-    fn events(&self, since_ns: Option<i128>, until_ns: Option<i128>, filters: Filters) -> Result<ByteStream, Error> {
+    fn events(&self, since_ns: Option<i128>, until_ns: Option<i128>, filters: Filters) -> Result<ItemStream<EventMessage>, Error> {
         filters
             .check(&["container", "daemon", "event", "image", "label", "network", "type", "volume", "scope", "config", "node", "plugin", "secret", "service"])
             .map_err(Error::invalid_parameter)?;
         let (past, mut rx) = self.inner.events.subscribe(since_ns);
         let now = clock::now_ns();
-        let (tx, out) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let (tx, out) = tokio::sync::mpsc::channel::<Result<EventMessage, Error>>(64);
         tokio::spawn(async move {
             let line = |e: &crate::events::Event| {
-                let mut v = serde_json::to_vec(&e.to_json()).unwrap_or_default();
-                v.push(b'\n');
-                bytes::Bytes::from(v)
+                serde_json::from_value::<EventMessage>(e.to_json()).map_err(|err| Error::internal(format!("event: {err}")))
             };
             for e in past.iter().filter(|e| until_ns.is_none_or(|u| e.time_ns <= u)) {
                 if e.matches(&filters) && tx.send(line(e)).await.is_err() {
@@ -72,14 +69,19 @@ impl SystemBackend for Engine {
                 }
             }
         });
-        Ok(Box::pin(futures_util::stream::unfold(out, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })))
+        Ok(Box::pin(futures_util::stream::unfold(out, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })))
     }
 }
 
 impl ContainerBackend for Engine {
-    async fn create(&self, name: Option<String>, body: ContainerCreateBody, raw: serde_json::Value) -> Result<ContainerCreateResponse, Error> {
+    async fn create(&self, opts: CreateOptions, body: ContainerCreateBody, raw: serde_json::Value) -> Result<ContainerCreateResponse, Error> {
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+            if !p.starts_with("linux") {
+                return Err(Error::invalid_parameter(format!("platform {p} is not supported: berth runs linux containers")));
+            }
+        }
         crate::bundle::check_request(&raw)?;
-        Engine::create(self, name, body).await
+        Engine::create(self, opts.name, body).await
     }
 
     async fn list(&self, q: query::ContainerList, filters: Filters) -> Result<Vec<ContainerSummary>, Error> {
@@ -180,7 +182,7 @@ impl ContainerBackend for Engine {
         self.set_paused(id, false).await
     }
 
-    async fn wait(&self, id: &str, condition: Option<String>) -> Result<Pin<Box<dyn std::future::Future<Output = Result<ContainerWaitResponse, Error>> + Send>>, Error> {
+    async fn wait(&self, id: &str, condition: Option<String>) -> Result<WaitFuture, Error> {
         Ok(Box::pin(Engine::wait(self, id, condition)?))
     }
 
@@ -188,7 +190,7 @@ impl ContainerBackend for Engine {
         Engine::remove(self, id, force, volumes).await
     }
 
-    async fn logs(&self, id: &str, opts: LogsOptions) -> Result<(bool, ByteStream), Error> {
+    async fn logs(&self, id: &str, opts: LogsOptions) -> Result<Logs, Error> {
         let ctr = self.lookup(id)?;
         let rec = ctr.record();
         if crate::bundle::log_config(&rec)?.is_none() {
@@ -198,7 +200,7 @@ impl ContainerBackend for Engine {
             return Err(Error::invalid_parameter("You must choose at least one stream"));
         }
         let tty = rec.config.tty == Some(true);
-        Ok((tty, crate::logs::stream(rec.log_path.clone().into(), opts, tty, ctr.wait.subscribe())))
+        Ok(Logs { tty, entries: crate::logs::stream(rec.log_path.clone().into(), opts, ctr.wait.subscribe()) })
     }
 
     async fn attach(&self, id: &str, q: query::ContainerAttach) -> Result<Box<dyn Session>, Error> {
@@ -255,7 +257,7 @@ impl ContainerBackend for Engine {
         Ok(ContainerTopResponse { titles: Some(titles), processes: Some(procs) })
     }
 
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ByteStream, Error> {
+    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ItemStream<ContainerStatsResponse>, Error> {
         let ctr = self.lookup(id)?;
         let engine = self.clone();
         let cid = ctr.id.clone();

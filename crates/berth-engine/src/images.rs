@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use berth_api_types::Filters;
 use berth_api_types::models::{
-    ContainerConfig, HistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
+    ContainerConfig, CreateImageInfo, ImageHistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
     ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
 use berth_api_types::query;
 use berth_image::{DeleteItem, ImageStore, ImportOptions, InUse};
-use berth_server::backend::{ByteStream, ImageBackend};
+use berth_server::backend::{ByteStream, ImageBackend, ItemStream, PullOptions};
 use berth_snapshot::{Driver, Mount, Snapshotter};
 use berth_store::{ContentStore, Db};
 use berth_types::{Digest, Error, Reference};
@@ -227,13 +227,13 @@ impl ImageBackend for Engine {
         })
     }
 
-    async fn image_history(&self, name: &str) -> Result<Vec<HistoryResponseItem>, Error> {
+    async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, Error> {
         let img = self.inner.images.store().inspect(name).map_err(err)?;
-        let mut out: Vec<HistoryResponseItem> = img
+        let mut out: Vec<ImageHistoryResponseItem> = img
             .config
             .history
             .iter()
-            .map(|h| HistoryResponseItem {
+            .map(|h| ImageHistoryResponseItem {
                 id: "<missing>".into(),
                 created: secs(&h.created),
                 created_by: h.created_by.clone().unwrap_or_default(),
@@ -288,26 +288,21 @@ impl ImageBackend for Engine {
         Ok(out)
     }
 
-    async fn image_create(&self, params: Vec<(String, String)>, body: ByteStream) -> Result<ByteStream, Error> {
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if let Some(img) = get("fromImage").filter(|s| !s.is_empty()) {
-            let tag = get("tag").filter(|t| !t.is_empty());
-            let name = match tag {
-                Some(t) if !img.contains('@') => format!("{img}:{t}"),
-                _ => img,
-            };
-            return Err(Error::not_found(format!(
-                "No such image: {} (berth cannot pull from registries yet: import the image or make it with `berth image bootstrap`)",
-                familiar(&name)
-            )));
-        }
-        let src = get("fromSrc").unwrap_or_default();
-        if src != "-" {
-            return Err(Error::invalid_parameter(format!("fromSrc {src:?}: berth imports only from the request body (fromSrc=-)")));
-        }
-        let reference = match get("repo").filter(|r| !r.is_empty()) {
+    async fn image_pull(&self, opts: PullOptions) -> Result<ItemStream<CreateImageInfo>, Error> {
+        let name = match opts.tag.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) if !opts.image.contains('@') => format!("{}:{t}", opts.image),
+            _ => opts.image.clone(),
+        };
+        Err(Error::not_found(format!(
+            "No such image: {} (berth cannot pull from registries yet: import the image or make it with `berth image bootstrap`)",
+            familiar(&name)
+        )))
+    }
+
+    async fn image_import(&self, o: berth_server::backend::ImportOptions, body: ByteStream) -> Result<ItemStream<CreateImageInfo>, Error> {
+        let reference = match o.repo.filter(|r| !r.is_empty()) {
             Some(repo) => {
-                let full = match get("tag").filter(|t| !t.is_empty()) {
+                let full = match o.tag.filter(|t| !t.is_empty()) {
                     Some(t) => format!("{repo}:{t}"),
                     None => repo,
                 };
@@ -315,8 +310,7 @@ impl ImageBackend for Engine {
             }
             None => None,
         };
-        let changes: Vec<String> = params.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect();
-        let opts = ImportOptions { reference, changes, message: get("message").filter(|m| !m.is_empty()), ..Default::default() };
+        let opts = ImportOptions { reference, changes: o.changes, message: o.message.filter(|m| !m.is_empty()), ..Default::default() };
         let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
         let mut body = body;
         tokio::spawn(async move {
@@ -336,8 +330,8 @@ impl ImageBackend for Engine {
         .map_err(err)?;
         let id = img.record.id.to_string();
         self.inner.events.publish("image", "import", id.clone(), Default::default());
-        let line = format!("{}\n", serde_json::json!({"status": id}));
-        Ok(Box::pin(futures_util::stream::once(async move { Ok(bytes::Bytes::from(line)) })))
+        let info = CreateImageInfo { status: Some(id), ..Default::default() };
+        Ok(Box::pin(futures_util::stream::once(async move { Ok(info) })))
     }
 
     async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse, Error> {

@@ -8,8 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_api_types::stdcopy::{self, Stream};
-use berth_server::backend::{ByteStream, LogsOptions};
+use berth_server::backend::{ItemStream, LogEntry, LogStream, LogsOptions};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -24,24 +23,18 @@ struct Entry {
     time: String,
 }
 
-/// What one log line turns into on the wire.
-fn encode(e: &Entry, opts: &LogsOptions, tty: bool) -> Option<Vec<u8>> {
+/// The entry a log line gives, if the options keep it.
+fn encode(e: &Entry, opts: &LogsOptions) -> Option<LogEntry> {
     let stream = match e.stream.as_str() {
-        "stdout" if opts.stdout => Stream::Stdout,
-        "stderr" if opts.stderr => Stream::Stderr,
+        "stdout" if opts.stdout => LogStream::Stdout,
+        "stderr" if opts.stderr => LogStream::Stderr,
         _ => return None,
     };
     let ns = clock::parse_rfc3339(&e.time).unwrap_or(0);
     if opts.since_ns.is_some_and(|s| ns < s) || opts.until_ns.is_some_and(|u| ns > u) {
         return None;
     }
-    let mut data = Vec::with_capacity(e.log.len() + 32);
-    if opts.timestamps {
-        data.extend_from_slice(clock::rfc3339(ns).as_bytes());
-        data.push(b' ');
-    }
-    data.extend_from_slice(e.log.as_bytes());
-    Some(if tty { data } else { stdcopy::frame(stream, &data) })
+    Some(LogEntry { stream, time_ns: ns, data: Bytes::copy_from_slice(e.log.as_bytes()) })
 }
 
 /// The log's files, oldest first: `<log>.N`, …, `<log>.1`, `<log>`.
@@ -65,12 +58,12 @@ fn files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Streams the log as the API returns it.
-pub(crate) fn stream(path: PathBuf, opts: LogsOptions, tty: bool, wait: watch::Receiver<WaitState>) -> ByteStream {
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+pub(crate) fn stream(path: PathBuf, opts: LogsOptions, wait: watch::Receiver<WaitState>) -> ItemStream<LogEntry> {
+    let (tx, rx) = mpsc::channel::<LogEntry>(64);
     std::thread::Builder::new()
         .name("logs".into())
         .spawn(move || {
-            if let Err(e) = pump(&path, &opts, tty, wait, &tx) {
+            if let Err(e) = pump(&path, &opts, wait, &tx) {
                 tracing::debug!("logs of {}: {e}", path.display());
             }
         })
@@ -80,10 +73,10 @@ pub(crate) fn stream(path: PathBuf, opts: LogsOptions, tty: bool, wait: watch::R
     }))
 }
 
-fn pump(path: &Path, opts: &LogsOptions, tty: bool, wait: watch::Receiver<WaitState>, tx: &mpsc::Sender<Bytes>) -> std::io::Result<()> {
-    let send = |v: Vec<u8>| tx.blocking_send(Bytes::from(v)).is_ok();
+fn pump(path: &Path, opts: &LogsOptions, wait: watch::Receiver<WaitState>, tx: &mpsc::Sender<LogEntry>) -> std::io::Result<()> {
+    let send = |v: LogEntry| tx.blocking_send(v).is_ok();
     // Past lines (with tail applied), then the live file from where they ended.
-    let mut tail: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut tail: VecDeque<LogEntry> = VecDeque::new();
     let limit = opts.tail;
     let mut live: Option<(File, u64)> = None;
     let all = files(path);
@@ -106,7 +99,7 @@ fn pump(path: &Path, opts: &LogsOptions, tty: bool, wait: watch::Receiver<WaitSt
             }
             pos += n as u64;
             let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
-            if let Some(b) = encode(&e, opts, tty) {
+            if let Some(b) = encode(&e, opts) {
                 match limit {
                     Some(0) => {}
                     Some(k) => {
@@ -154,7 +147,7 @@ fn pump(path: &Path, opts: &LogsOptions, tty: bool, wait: watch::Receiver<WaitSt
             while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
                 if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                    if let Some(b) = encode(&e, opts, tty) {
+                    if let Some(b) = encode(&e, opts) {
                         if !send(b) {
                             return Ok(());
                         }
@@ -208,14 +201,17 @@ mod tests {
     }
 
     #[test]
-    fn framing_and_filters() {
+    fn entries_and_filters() {
         let e = Entry { log: "hi\n".into(), stream: "stderr".into(), time: "2025-01-01T00:00:00.5Z".into() };
         let mut o = LogsOptions { stdout: true, stderr: true, ..Default::default() };
-        assert_eq!(encode(&e, &o, false).unwrap(), [&[2u8, 0, 0, 0, 0, 0, 0, 3][..], b"hi\n"].concat());
-        assert_eq!(encode(&e, &o, true).unwrap(), b"hi\n");
-        o.timestamps = true;
-        assert_eq!(encode(&e, &o, true).unwrap(), b"2025-01-01T00:00:00.500000000Z hi\n");
+        let got = encode(&e, &o).unwrap();
+        assert_eq!(&got.data[..], b"hi\n");
+        assert!(matches!(got.stream, LogStream::Stderr));
+        assert_eq!(got.time_ns, 1_735_689_600_500_000_000);
+        o.since_ns = Some(1_735_689_601_000_000_000);
+        assert!(encode(&e, &o).is_none());
+        o.since_ns = None;
         o.stderr = false;
-        assert!(encode(&e, &o, true).is_none());
+        assert!(encode(&e, &o).is_none());
     }
 }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use berth_runtime::cgroups::Cgroup;
-use berth_server::backend::ByteStream;
+use berth_api_types::models::ContainerStatsResponse;
+use berth_server::backend::ItemStream;
 use berth_types::Error;
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::clock;
@@ -127,8 +127,8 @@ fn document(rec: &Record, cur: Option<Value>, pre: Option<&Value>, read: &str, p
 }
 
 /// `GET /containers/{id}/stats`.
-pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: bool, one_shot: bool) -> ByteStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: bool, one_shot: bool) -> ItemStream<ContainerStatsResponse> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ContainerStatsResponse, Error>>(4);
     std::thread::Builder::new()
         .name("stats".into())
         .spawn(move || {
@@ -149,9 +149,9 @@ pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: 
                     continue;
                 }
                 let doc = document(&rec, cur.clone(), pre.as_ref(), &read, &preread);
-                let mut line = serde_json::to_vec(&doc).unwrap_or_default();
-                line.push(b'\n');
-                if tx.blocking_send(Bytes::from(line)).is_err() || !stream || !alive {
+                let item = serde_json::from_value::<ContainerStatsResponse>(doc)
+                    .map_err(|e| Error::internal(format!("stats of container {}: {e}", rec.id)));
+                if tx.blocking_send(item).is_err() || !stream || !alive {
                     return;
                 }
                 pre = cur;
@@ -161,7 +161,7 @@ pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: 
             }
         })
         .ok();
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) }))
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }))
 }
 
 /// `GET /containers/{id}/top`: `ps` on the host, keeping the container's processes.
