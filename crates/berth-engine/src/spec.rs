@@ -1,11 +1,12 @@
 //! The OCI runtime configuration (`config.json`) of a container, built from the Docker API's
 //! create request, the image's config and the rootfs, with Docker's defaults.
 //!
-//! [`build_spec`] is pure but for three reads: the rootfs's `/etc/passwd` and `/etc/group`
+//! [`build_spec`] is pure but for a few reads: the rootfs's `/etc/passwd` and `/etc/group`
 //! (through pathrs, never following links out of the rootfs), the host's devices (`stat` of
-//! `--device` paths, and `/dev` for `--privileged`), and a seccomp profile given as a
-//! daemon-side path. It creates missing `-v /host:/ctr` source directories as Docker does,
-//! and only once everything else was validated.
+//! `--device` paths, and `/dev` for `--privileged`) and whether bind sources exist. It
+//! creates missing `-v /host:/ctr` source directories as Docker does, and only once
+//! everything else was validated. `--security-opt seccomp=…` carries the profile's JSON
+//! (the CLI reads the file), `unconfined` or `builtin`.
 //!
 //! # Fields
 //!
