@@ -176,6 +176,53 @@ fn events_stats() {
 }
 
 #[test]
+fn events_reports_oom_kills() {
+    use std::io::{BufRead, BufReader};
+    let host = temp_dir();
+    let mut c = Ctr::new(
+        "eventsoom",
+        &[
+            "sh",
+            "-c",
+            "while [ ! -e /data/go ]; do sleep 0.05; done; tail /dev/zero; sleep 1000",
+        ],
+    );
+    c.spec["linux"]["resources"]["memory"] = json!({"limit": 24 << 20, "swap": 24 << 20});
+    c.add_mount(json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
+    c.create_start();
+    let mut ev = c
+        .cmd()
+        .args(["events", "--interval", "1h", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ev.stdout.take().unwrap()).lines();
+    // The first stats line comes after the OOM watch is in place.
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "stats", "{first}");
+    fs::write(host.path().join("go"), "").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let oom = loop {
+        let l = rx
+            .recv_timeout(WAIT)
+            .expect("an oom event within the wait time");
+        let v: Value = serde_json::from_str(&l).unwrap();
+        if v["type"] == "oom" {
+            break v;
+        }
+    };
+    assert_eq!(oom["id"], c.id.as_str());
+    assert!(oom.get("data").is_none(), "{oom}");
+    let _ = ev.kill();
+    let _ = ev.wait();
+}
+
+#[test]
 fn pause_freezes_and_resume_thaws() {
     let host = temp_dir();
     let counter = host.path().join("counter");

@@ -48,22 +48,61 @@ pub fn run(g: &Global, a: EventsArgs) -> Result<i32> {
     let root = Root::open(&g.root)?;
     let state = root.load(&a.id)?;
     let dir = root.container_dir(&a.id);
+    // runc's event: `data` is left out when there is none (oom).
     let print = |typ: &str, data: serde_json::Value| {
-        println!("{}", json!({"type": typ, "id": a.id, "data": data}));
+        let line = if data.is_null() {
+            json!({"type": typ, "id": a.id})
+        } else {
+            json!({"type": typ, "id": a.id, "data": data})
+        };
+        println!("{line}");
     };
     if a.stats {
         let st = state.cgroup.stats()?;
         print("stats", serde_json::to_value(st)?);
         return Ok(0);
     }
+    // OOM kills are reported as they happen (runc's `{"type":"oom"}`), between the stats
+    // lines; a cgroup without a memory controller just gets stats.
+    let mut oom = match state.cgroup.oom_watch() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("oom events of {}: {e}", a.id);
+            None
+        }
+    };
+    let mut next_stats = std::time::Instant::now();
     loop {
         if state.status(&dir) == Status::Stopped || !dir.exists() {
             return Ok(0);
         }
-        match state.cgroup.stats() {
-            Ok(st) => print("stats", serde_json::to_value(st)?),
-            Err(e) => tracing::warn!("stats of {}: {e}", a.id),
+        let now = std::time::Instant::now();
+        if now >= next_stats {
+            match state.cgroup.stats() {
+                Ok(st) => print("stats", serde_json::to_value(st)?),
+                Err(e) => tracing::warn!("stats of {}: {e}", a.id),
+            }
+            next_stats = now + interval;
         }
-        std::thread::sleep(interval);
+        // Wake at least once a second to notice the container's end.
+        let wait = next_stats
+            .saturating_duration_since(std::time::Instant::now())
+            .min(Duration::from_secs(1));
+        match oom.as_mut().map(|w| w.wait(Some(wait))) {
+            Some(Ok(Some(ev))) => {
+                for _ in 0..ev.ooms {
+                    print("oom", serde_json::Value::Null);
+                }
+                if ev.done {
+                    oom = None;
+                }
+            }
+            Some(Ok(None)) => {}
+            Some(Err(e)) => {
+                tracing::warn!("oom events of {}: {e}", a.id);
+                oom = None;
+            }
+            None => std::thread::sleep(wait),
+        }
     }
 }
