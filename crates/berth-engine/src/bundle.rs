@@ -236,8 +236,177 @@ pub fn check_log(hc: &HostConfig) -> Result<(), Error> {
     log_settings(hc).map(|_| ())
 }
 
-#[allow(unused)]
-fn _exec_config_used(_: &ExecConfig) {}
+/// The create request rebuilt from a record: the merged configuration and host config (the
+/// image's values are already merged in).
+pub fn create_body(rec: &Record) -> ContainerCreateBody {
+    let c = &rec.config;
+    ContainerCreateBody {
+        hostname: c.hostname.clone(),
+        domainname: c.domainname.clone(),
+        user: c.user.clone(),
+        attach_stdin: c.attach_stdin,
+        attach_stdout: c.attach_stdout,
+        attach_stderr: c.attach_stderr,
+        exposed_ports: c.exposed_ports.clone(),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
+        stdin_once: c.stdin_once,
+        env: c.env.clone(),
+        // The process is path + args exactly as merged.
+        cmd: Some(std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect()),
+        entrypoint: Some(Vec::new()),
+        healthcheck: c.healthcheck.clone(),
+        args_escaped: c.args_escaped,
+        image: c.image.clone(),
+        volumes: c.volumes.clone(),
+        working_dir: c.working_dir.clone(),
+        network_disabled: c.network_disabled,
+        on_build: c.on_build.clone(),
+        labels: c.labels.clone(),
+        stop_signal: c.stop_signal.clone(),
+        stop_timeout: c.stop_timeout,
+        shell: c.shell.clone(),
+        host_config: Some(rec.host_config.clone()),
+        networking_config: None,
+    }
+}
+
+fn host() -> Result<&'static crate::spec::Host, Error> {
+    static HOST: std::sync::OnceLock<Result<crate::spec::Host, String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| crate::spec::Host::detect().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::system(e.clone()))
+}
+
+impl crate::engine::Engine {
+    /// Finds what `container:<name>` modes join: the namespaces of a running container.
+    fn joiner(&self) -> impl Fn(crate::spec::JoinKind, &str) -> Option<std::path::PathBuf> + '_ {
+        move |kind, name| {
+            let rec = self.lookup(name).ok()?.record();
+            if !rec.state.status.is_alive() || rec.state.pid <= 0 {
+                return None;
+            }
+            let ns = match kind {
+                crate::spec::JoinKind::Network => "net",
+                crate::spec::JoinKind::Ipc => "ipc",
+                crate::spec::JoinKind::Pid => "pid",
+                crate::spec::JoinKind::IpcShm => return None,
+            };
+            Some(format!("/proc/{}/ns/{ns}", rec.state.pid).into())
+        }
+    }
+
+    fn build(&self, rec: &Record, rootfs: &Path, validate_only: bool) -> Result<crate::spec::ContainerSpec, Error> {
+        let mut body = create_body(rec);
+        if validate_only {
+            // Users are looked up in the image's files at start (as Docker does).
+            body.user = None;
+        }
+        let image = crate::spec::ImageConfig::default();
+        let files = crate::spec::ContainerFiles {
+            hostname: Some(rec.hostname_path.clone().into()),
+            hosts: Some(rec.hosts_path.clone().into()),
+            resolv_conf: Some(rec.resolv_conf_path.clone().into()),
+        };
+        let join = self.joiner();
+        let init = self.inner.cfg.init.clone();
+        if rec.host_config.init == Some(true) && init.is_none() {
+            return Err(Error::invalid_parameter("HostConfig.Init: no init binary is installed (apt-get install tini)"));
+        }
+        let req = crate::spec::SpecRequest {
+            id: &rec.id,
+            create: &body,
+            image: &image,
+            rootfs,
+            files: &files,
+            init_binary: init.as_deref(),
+            network_namespace: None,
+            join: &join,
+            host: host()?,
+        };
+        Ok(crate::spec::build_spec(&req)?)
+    }
+
+    /// Refuses at create what would fail at start: the spec is built once against an empty
+    /// root filesystem.
+    pub(crate) fn check_create(&self, rec: &Record) -> Result<(), Error> {
+        check_log(&rec.host_config)?;
+        let empty = tempfile::tempdir().map_err(|e| Error::system(format!("temporary directory: {e}")))?;
+        self.build(rec, empty.path(), true).map(|_| ())
+    }
+
+    /// Mounts the container's root filesystem in its bundle and writes `config.json`.
+    pub(crate) fn write_bundle(&self, rec: &Record, bundle: &Path) -> Result<(), Error> {
+        let rootfs = bundle.join("rootfs");
+        std::fs::create_dir_all(&rootfs).map_err(|e| Error::system(format!("creating {}: {e}", rootfs.display())))?;
+        if !berth_snapshot::is_mount_point(&rootfs).unwrap_or(false) {
+            let mounts = self.inner.images.rootfs_mounts(&rec.snapshot_key)?;
+            berth_snapshot::mount_all(&mounts, &rootfs)
+                .map_err(|e| Error::system(format!("mounting the rootfs of container {}: {e}", rec.short_name())))?;
+        }
+        let spec = self.build(rec, &rootfs, false)?;
+        let data = serde_json::to_vec_pretty(&spec.spec).map_err(|e| Error::internal(format!("encoding config.json: {e}")))?;
+        std::fs::write(bundle.join("config.json"), data).map_err(|e| Error::system(format!("writing config.json: {e}")))
+    }
+}
+
+/// The OCI process of an exec: the container's process with the exec's command, env, user,
+/// working directory and terminal.
+pub fn exec_process(bundle: &Path, rec: &Record, cfg: &ExecConfig, tty: bool) -> Result<serde_json::Value, Error> {
+    let text = std::fs::read(bundle.join("config.json")).map_err(|e| Error::system(format!("reading the config of container {}: {e}", rec.id)))?;
+    let spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::internal(format!("config of container {}: {e}", rec.id)))?;
+    let mut p = spec.get("process").cloned().unwrap_or_default();
+    p["args"] = serde_json::json!(cfg.cmd.clone().unwrap_or_default());
+    p["terminal"] = serde_json::json!(tty);
+    let mut env: Vec<String> = p["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    for e in cfg.env.clone().unwrap_or_default() {
+        env.retain(|x| env_key(x) != env_key(&e));
+        env.push(e);
+    }
+    if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
+        if !w.starts_with('/') {
+            return Err(Error::invalid_parameter(format!("the working directory '{w}' is invalid, it needs to be an absolute path")));
+        }
+        p["cwd"] = serde_json::json!(w);
+    }
+    if let Some(u) = cfg.user.as_deref().filter(|u| !u.is_empty()) {
+        let (uid, gid, gids, home) = crate::spec::exec_user(&bundle.join("rootfs"), u)?;
+        p["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": gids});
+        env.retain(|x| env_key(x) != "HOME");
+        env.push(format!("HOME={home}"));
+    }
+    p["env"] = serde_json::json!(env);
+    if cfg.privileged == Some(true) {
+        let all: Vec<String> = crate::spec::ALL_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
+        p["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+    }
+    p.as_object_mut().map(|o| o.remove("consoleSize"));
+    Ok(p)
+}
+
+/// The OCI resources of a host configuration, for `docker update`.
+pub fn oci_resources(hc: &HostConfig) -> Result<serde_json::Value, Error> {
+    let r = crate::spec::update_resources(hc, host()?)?;
+    serde_json::to_value(r).map_err(|e| Error::internal(format!("encoding resources: {e}")))
+}
+
+/// Fields of a create request berth refuses (beyond what the spec builder checks): none yet.
+pub fn check_request(_raw: &serde_json::Value) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Fields of an update request berth refuses.
+pub fn check_update_request(raw: &serde_json::Value) -> Result<(), Error> {
+    for f in ["KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "Devices", "DeviceCgroupRules", "DeviceRequests"] {
+        match raw.get(f) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Array(a)) if a.is_empty() => {}
+            Some(serde_json::Value::Number(n)) if n.as_i64() == Some(0) => {}
+            Some(_) => return Err(Error::invalid_parameter(format!("{f}: not supported by docker update in berth"))),
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

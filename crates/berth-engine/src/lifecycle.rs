@@ -32,11 +32,13 @@ impl Engine {
         })?;
         let image = self.inner.images.resolve(&image_name)?;
         let host_config = body.host_config.clone().unwrap_or_default();
-        let mut warnings = Vec::new();
+        let warnings = Vec::new();
         let (config, path, args) = crate::bundle::merge_config(&body, &image)?;
-        // Everything the spec builder refuses is refused now, before anything exists.
-        crate::bundle::check(&config, &host_config, &image, &mut warnings)?;
         let id = ContainerId::generate().as_str().to_string();
+        let mut config = config;
+        if config.hostname.as_deref().is_none_or(str::is_empty) {
+            config.hostname = Some(id[..12].to_string());
+        }
         let data_dir = self.data_dir(&id);
         let rec = Record {
             id: id.clone(),
@@ -59,6 +61,8 @@ impl Engine {
             mounts: crate::bundle::mount_points(&body.host_config.clone().unwrap_or_default()),
             warnings: warnings.clone(),
         };
+        // Everything the spec builder refuses is refused now, before anything exists.
+        self.check_create(&rec)?;
         let data = serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
         let cr = berth_store::db::ContainerRecord { id: id.clone(), name: name.clone(), data };
         self.inner.db.write(|tx| tx.create_container(&cr)).map_err(|e: berth_store::Error| {
