@@ -5,6 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -38,6 +39,9 @@ Options:
   --log-max-size BYTES  rotate FILE when it reaches BYTES (k, m, g suffixes; -1: never)
   --log-max-file N      keep N files in all: FILE, FILE.1, … FILE.(N-1) (default 1)
   --no-log              keep no log (the default when --log-path is absent)
+  --linger SECS         once the container has exited, end the shim after SECS seconds
+                        unless it is deleted or shut down first (default: stay until then);
+                        exit.json and the runtime's state stay for a later daemon
   -h, --help            print this help
   -V, --version         print the version
 ";
@@ -87,10 +91,14 @@ pub struct ShimArgs {
     pub stdin_once: bool,
     /// The container log; `None`: no log.
     pub log: Option<LogConfig>,
+    /// End the shim this long after the container exited (no `delete` or `shutdown` came);
+    /// `None`: wait for them however long it takes.
+    pub linger: Option<Duration>,
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run a shim.
     Run(ShimArgs),
@@ -149,6 +157,7 @@ impl ShimArgs {
             stdin: false,
             stdin_once: false,
             log: None,
+            linger: None,
         }
     }
 
@@ -187,6 +196,10 @@ impl ShimArgs {
                 v.push(l.max_file.to_string().into());
             }
             None => v.push("--no-log".into()),
+        }
+        if let Some(d) = self.linger {
+            v.push("--linger".into());
+            v.push(d.as_secs_f64().to_string().into());
         }
         for (on, flag) in [
             (self.tty, "--tty"),
@@ -269,6 +282,13 @@ impl ShimArgs {
                     }
                     max_file = Some(n);
                 }
+                "--linger" => {
+                    let v = value(name)?;
+                    let s = v.to_string_lossy();
+                    let bad = || Error::Args(format!("--linger {s}: not a number of seconds"));
+                    let secs: f64 = s.parse().map_err(|_| bad())?;
+                    a.linger = Some(Duration::try_from_secs_f64(secs).map_err(|_| bad())?);
+                }
                 "--no-log" => {
                     flag(&inline)?;
                     no_log = true;
@@ -347,6 +367,7 @@ mod tests {
             max_size: Some(10 << 20),
             max_file: 3,
         });
+        a.linger = Some(Duration::from_millis(1500));
         assert_eq!(
             ShimArgs::parse(a.to_args()).unwrap(),
             Command::Run(a.clone())
@@ -382,6 +403,9 @@ mod tests {
         let mut v = base.to_vec();
         v.extend(["--no-log", "--log-path", "/x"]);
         assert!(parse(&v).is_err());
+        let mut v = base.to_vec();
+        v.extend(["--linger", "-1"]);
+        assert!(parse(&v).unwrap_err().to_string().contains("--linger -1"));
         let mut v = base.to_vec();
         v.push("--bogus");
         assert!(parse(&v).unwrap_err().to_string().contains("--bogus"));

@@ -59,6 +59,27 @@ pub fn spawn(binary: &Path, args: &ShimArgs) -> Result<i32> {
     }
 }
 
+/// The container's exit as recorded in `<state_dir>/exit.json`, if it has exited: how a
+/// daemon that finds no shim answering (it was shut down, lingered out, or died) still gets
+/// the real exit code.
+pub fn read_exit(state_dir: impl AsRef<Path>) -> Result<Option<Exit>> {
+    let path = state_dir.as_ref().join(protocol::EXIT_FILE);
+    let data = match std::fs::File::open(&path) {
+        Ok(f) => {
+            let mut data = Vec::new();
+            f.take(64 << 10)
+                .read_to_end(&mut data)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            data
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(|e| Error::Protocol(format!("{}: {e}", path.display())))
+}
+
 /// Reads one reply line (up to and without its `\n`) byte by byte, so that nothing of the
 /// stream that may follow it is consumed.
 pub fn read_line(stream: &mut UnixStream) -> Result<Vec<u8>> {

@@ -325,7 +325,7 @@ fn shim_survives_its_parent_and_reconnects() {
         &[
             "sh",
             "-c",
-            "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.1; done",
+            "i=0; while [ ! -e /tmp/stop ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done; exit 42",
         ],
     );
     let report = f.dir.path().join("report");
@@ -348,6 +348,9 @@ fn shim_survives_its_parent_and_reconnects() {
     Fixture::eventually("ticks", || {
         log_text(&f.log_entries(), "stdout").contains("tick-2")
     });
+    // A client that dies in the middle of a wait, then the "daemon" itself.
+    let waiter = shim.send(&berth_shim::protocol::Request::Wait).unwrap();
+    drop(waiter);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     let before = f.log_entries().len();
@@ -358,7 +361,48 @@ fn shim_survives_its_parent_and_reconnects() {
     assert_eq!(shim.state().unwrap().status, Status::Running);
     let mut a = shim.attach(false, true, false).unwrap();
     read_until(&mut a, "tick-");
+    // The container exits while this client is attached; a wait gets its real code, and so
+    // does exit.json.
+    std::fs::write(f.bundle.join("rootfs/tmp/stop"), "").unwrap();
+    read_frames(&mut a);
+    assert_eq!(wait_exit(&shim).exit_code, 42);
+    assert_eq!(client::read_exit(&f.state).unwrap().unwrap().exit_code, 42);
     f.delete(&shim);
+}
+
+#[test]
+fn linger_ends_the_shim_and_keeps_the_exit() {
+    let mut f = Fixture::new("linger", &["sh", "-c", "echo bye; exit 3"]);
+    f.args.linger = Some(Duration::from_millis(500));
+    let shim = f.spawn();
+    let pid = f.shim_pid().unwrap();
+    assert_eq!(client::read_exit(&f.state).unwrap(), None);
+    shim.start().unwrap();
+    assert_eq!(wait_exit(&shim).exit_code, 3);
+    // Nobody deletes it: the shim goes away by itself after the linger.
+    assert!(
+        reap(pid, Duration::from_secs(20)),
+        "shim {pid} still running"
+    );
+    assert!(Shim::connect(&f.state).is_err());
+    assert!(!f.state.join("shim.sock").exists());
+    // A daemon that comes back later reads the exit from the state dir.
+    let exit = client::read_exit(&f.state).unwrap().unwrap();
+    assert_eq!(exit.exit_code, 3);
+    check_time(&exit.exited_at);
+    // The log is complete.
+    assert_eq!(log_text(&f.log_entries(), "stdout"), "bye\n");
+    // The container is left to the runtime (stopped) for the daemon to delete.
+    let out = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(&f.rt_root)
+        .args(["state", &f.id])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stopped"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -401,6 +445,11 @@ fn runtime_failure_reports_and_leaves_nothing() {
         "the state dir the shim created is removed"
     );
     assert!(!f.rt_root.join(&f.id).exists());
+    assert_eq!(
+        procs_mentioning(&f.id),
+        Vec::<i32>::new(),
+        "no shim process is left"
+    );
     for d in cgroup_dirs(&f.id) {
         assert!(!d.exists(), "cgroup {} left", d.display());
     }
@@ -425,6 +474,45 @@ fn runtime_failure_reports_and_leaves_nothing() {
 }
 
 #[test]
+fn bad_config_reaches_the_caller_verbatim() {
+    let f = Fixture::new("badcfg", &["true"]);
+    // A config the runtime rejects: a relative cwd.
+    let path = f.bundle.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["process"]["cwd"] = serde_json::json!("relative/dir");
+    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    let err = client::spawn(&shim_bin(), &f.args).unwrap_err();
+    assert!(matches!(err, berth_shim::Error::Shim(_)), "{err:?}");
+    let err = err.to_string();
+    // The same runtime run by hand on the same bundle says exactly the same.
+    let root = f.dir.path().join("rt-direct");
+    let log = f.dir.path().join("direct.log");
+    let out = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(&root)
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&f.bundle)
+        .arg(&f.id)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let direct = std::fs::read_to_string(&log).unwrap();
+    let msg = direct
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error")
+        .filter_map(|v| v["msg"].as_str().map(str::to_string))
+        .next_back()
+        .unwrap();
+    assert_eq!(err, msg);
+    assert!(err.contains("cwd") || err.contains("relative"), "{err}");
+    assert!(!f.state.exists());
+    assert_eq!(procs_mentioning(&f.id), Vec::<i32>::new());
+}
+
+#[test]
 fn bad_arguments_and_help() {
     let out = Command::new(shim_bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -441,4 +529,52 @@ fn bad_arguments_and_help() {
         ShimArgs::parse(a.to_args()),
         Ok(berth_shim::args::Command::Run(_))
     ));
+}
+
+#[test]
+fn memory_is_reported() {
+    // A running container with output going to the log and to an attached client.
+    let mut f = Fixture::new(
+        "rss",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.05; done",
+        ],
+    );
+    let shim = f.spawn();
+    let mut a = shim.attach(false, true, true).unwrap();
+    shim.start().unwrap();
+    read_until(&mut a, "line-5");
+    let pid = f.shim_pid().unwrap();
+    let (rss, anon, file) = rss_kib(pid);
+    let pss = pss_kib(pid);
+    // The log writer is the shim's other child (the container init is the first).
+    let writer: Vec<i32> = children_of(pid)
+        .into_iter()
+        .filter(|&c| c != f.init_pid)
+        .collect();
+    let wrss: Vec<(u64, u64, u64, u64)> = writer
+        .iter()
+        .map(|&w| {
+            let (r, a, fi) = rss_kib(w);
+            (r, a, fi, pss_kib(w))
+        })
+        .collect();
+    println!(
+        "berth-shim {} pid {pid}: VmRSS {rss} KiB (RssAnon {anon}, RssFile {file}, Pss {pss}); log writer {writer:?} (VmRSS, RssAnon, RssFile, Pss): {wrss:?}",
+        shim_bin().display()
+    );
+    assert!(rss > 0 && anon > 0, "no VmRSS for the shim {pid}");
+    // Generous bound (a debug build, pages shared with libc counted): catches a leak or a
+    // runaway buffer, not a regression of a few pages.
+    assert!(anon < 8 * 1024, "shim RssAnon {anon} KiB");
+    assert_eq!(
+        writer.len(),
+        1,
+        "one log writer besides the init: {writer:?}"
+    );
+    shim.kill(9, false).unwrap();
+    assert_eq!(wait_exit(&shim).exit_code, 137);
+    f.delete(&shim);
 }

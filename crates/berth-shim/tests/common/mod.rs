@@ -17,9 +17,26 @@ use berth_shim::stdcopy;
 /// The cgroup parent of every test container.
 pub const CGROUP_PARENT: &str = "berth-shim-test";
 
-/// The shim binary under test.
+/// The shim binary under test: `$BERTH_SHIM` (e.g. a release build, to measure memory), or
+/// this crate's.
 pub fn shim_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_berth-shim"))
+    std::env::var_os("BERTH_SHIM").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
+        PathBuf::from,
+    )
+}
+
+/// `VmRSS`, `RssAnon` and `RssFile` of a process, in KiB, from /proc/<pid>/status.
+pub fn rss_kib(pid: i32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
 /// The berth-runtime binary: `$BERTH_RUNTIME`, or the one next to this test's profile
@@ -257,6 +274,25 @@ impl Drop for Fixture {
     }
 }
 
+/// The processes whose command line mentions `s` (e.g. a container id).
+pub fn procs_mentioning(s: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(s) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
 /// The children of `pid`.
 pub fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -264,6 +300,16 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .split_whitespace()
         .filter_map(|s| s.parse().ok())
         .collect()
+}
+
+/// The proportional set size of a process (shared pages divided among their users), in KiB.
+pub fn pss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Waits (up to 60 s) for the container to exit.

@@ -1,11 +1,13 @@
 //! `berth-shim`: one per container. See the library's documentation for the protocol and
 //! `berth-shim --help` for the command line.
 //!
-//! The process the daemon starts forks at once. The child becomes the shim: it starts a new
-//! session, becomes the subreaper of everything it starts, creates the container with the
-//! runtime, and serves `shim.sock` (see `server`). The parent only waits on a pipe for the
-//! child's one-line report, prints it and exits, so the daemon gets its answer from a process
-//! that is gone a moment later and never becomes the container's parent.
+//! The process the daemon starts daemonizes the shim with a double fork: an intermediate
+//! child starts a new session and forks the shim, then exits. The shim (not a session leader,
+//! stdio on /dev/null, working directory `/`) becomes the subreaper of everything it starts,
+//! creates the container with the runtime, and serves `shim.sock` (see `server`). The first
+//! process only waits on a pipe for the shim's one-line report, prints it and exits, so the
+//! daemon gets its answer from a process that is gone a moment later and is never the parent
+//! of the shim or the container: killing the daemon does not touch them.
 
 mod diag;
 mod logs;
@@ -63,6 +65,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The shim is this process's grandchild: when the intermediate process exits, the shim
+    // comes to us (a subreaper until we exit), so that a shim that fails is collected here and
+    // leaves not even a zombie; once we exit, it belongs to the next subreaper or to init.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     match sys::fork() {
         Err(e) => {
             report(
@@ -72,12 +78,47 @@ fn main() {
             std::process::exit(1);
         }
         Ok(None) => {
+            // The intermediate: a new session (no controlling terminal, out of the daemon's
+            // process group), then the shim as a child that is not a session leader and so
+            // can never acquire a controlling terminal.
             drop(rx);
-            shim_main(args, tx)
+            let _ = rustix::process::setsid();
+            match sys::fork() {
+                Ok(None) => shim_main(args, tx),
+                Ok(Some(_)) => sys::exit_now(0),
+                Err(e) => {
+                    report(
+                        &mut std::fs::File::from(tx),
+                        Err(format!("forking the shim: {e}")),
+                    );
+                    sys::exit_now(1)
+                }
+            }
         }
         Ok(Some(child)) => {
             drop(tx);
-            std::process::exit(relay_report(rx, child))
+            let _ = sys::waitpid(child, false);
+            std::process::exit(relay_report(rx))
+        }
+    }
+}
+
+/// Collects the children that come to the first process (the shim after a failure, and what
+/// it may have left), for up to 10 s; returns the first wait status seen.
+fn collect_children() -> Option<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut first = None;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid with a valid pointer to an int.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r > 0 {
+            first.get_or_insert(st);
+        } else if r == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+        } else {
+            return first;
         }
     }
 }
@@ -102,7 +143,7 @@ fn report(out: &mut impl Write, r: Result<i32, String>) {
 }
 
 /// The first process: prints the shim's report and returns the exit status.
-fn relay_report(rx: OwnedFd, child: i32) -> i32 {
+fn relay_report(rx: OwnedFd) -> i32 {
     let mut f = std::fs::File::from(rx);
     let mut buf = Vec::new();
     let mut b = [0u8; 4096];
@@ -127,14 +168,14 @@ fn relay_report(rx: OwnedFd, child: i32) -> i32 {
         }
         Some(SpawnReport { error: Some(e), .. }) => {
             // The shim exits right after a failure report: collect it.
-            let _ = sys::waitpid(child, false);
+            collect_children();
             report(&mut out, Err(e));
             1
         }
         _ => {
-            let status = match sys::waitpid(child, false) {
-                Ok(Some((_, st))) => runtime::describe_status(st),
-                _ => "unknown status".into(),
+            let status = match collect_children() {
+                Some(st) => runtime::describe_status(st),
+                None => "unknown status".into(),
             };
             report(
                 &mut out,
@@ -224,7 +265,6 @@ fn create(args: &ShimArgs) -> Result<(Server, i32), String> {
         unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
     }
     drop(null);
-    let _ = rustix::process::setsid();
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(|e| format!("becoming a subreaper: {e}"))?;
     let _ = std::env::set_current_dir("/");

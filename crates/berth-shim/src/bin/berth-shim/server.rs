@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_shim::args::ShimArgs;
 use berth_shim::protocol::{
@@ -215,6 +215,8 @@ pub struct Server {
     ops: Vec<Op>,
     execs: BTreeMap<String, ExecProc>,
     recent: VecDeque<(i32, i32)>,
+    /// When the init exited (monotonic), for `--linger`.
+    exited_mono: Option<Instant>,
 }
 
 fn now() -> String {
@@ -297,6 +299,7 @@ impl Server {
             ops: Vec::new(),
             execs: BTreeMap::new(),
             recent: VecDeque::new(),
+            exited_mono: None,
         }
     }
 
@@ -311,7 +314,13 @@ impl Server {
             tags.clear();
             self.poll_set(&mut fds, &mut tags);
             // SAFETY: poll on a valid array of pollfd of the given length.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            let r = unsafe {
+                libc::poll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    self.poll_timeout(),
+                )
+            };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -327,6 +336,20 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The poll timeout in milliseconds: -1 (none) unless `--linger` is counting down, in
+    /// which case the shim ends (as on `shutdown`) once it has run out.
+    fn poll_timeout(&mut self) -> i32 {
+        let (Some(linger), Some(at)) = (self.args.linger, self.exited_mono) else {
+            return -1;
+        };
+        let left = linger.saturating_sub(at.elapsed());
+        if left.is_zero() {
+            self.finish(false, None);
+        }
+        // Round up so that the deadline has passed when poll returns.
+        i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
     }
 
     fn poll_set(&self, fds: &mut Vec<libc::pollfd>, tags: &mut Vec<Tag>) {
@@ -495,6 +518,7 @@ impl Server {
             warning!("writing {}: {e}", self.paths.exit.display());
         }
         self.c.exit = Some(exit.clone());
+        self.exited_mono = Some(Instant::now());
         for i in 0..2 {
             self.drain(None, i);
         }
