@@ -1,7 +1,7 @@
 //! The `berth-shim` command line: parsed by the binary, built by the daemon.
 //!
 //! Hand-written rather than clap: the shim stays resident for the life of every container,
-//! and a smaller binary touches fewer pages (see the crate README on memory).
+//! and a smaller binary touches fewer pages (see the crate documentation on memory).
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;

@@ -578,3 +578,29 @@ fn memory_is_reported() {
     assert_eq!(wait_exit(&shim).exit_code, 137);
     f.delete(&shim);
 }
+
+#[test]
+fn shutdown_leaves_the_container_running() {
+    let mut f = sleeper();
+    let shim = f.spawn();
+    shim.start().unwrap();
+    let pid = f.shim_pid().unwrap();
+    shim.shutdown().unwrap();
+    assert!(
+        reap(pid, Duration::from_secs(10)),
+        "shim {pid} did not exit"
+    );
+    assert!(alive(f.init_pid), "the container's init was left running");
+    assert!(Shim::connect(&f.state).is_err());
+    assert!(!f.state.join("shim.pid").exists());
+    let out = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(&f.rt_root)
+        .args(["state", &f.id])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("running"),
+        "{out:?}"
+    );
+}

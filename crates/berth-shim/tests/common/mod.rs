@@ -270,6 +270,10 @@ impl Drop for Fixture {
                 .arg(&self.rt_root)
                 .args(["delete", "--force", &self.id])
                 .output();
+            if self.init_pid > 0 {
+                // Its shim is gone, so the killed init came to us.
+                reap(self.init_pid, Duration::from_secs(5));
+            }
         }
     }
 }
