@@ -25,7 +25,7 @@ fi
 dk() { timeout 60 "$DOCKER_CLI" "$@"; }
 
 docker_up() {
-    mkdir -p "$DK"/{containerd,config}
+    mkdir -p "$DK"/{containerd,config,tmp}
     # containerd: our own, everything under $DK (dockerd 20.10 would otherwise connect to a
     # system containerd at /run/containerd/containerd.sock if one is running, and only start
     # its own managed one when there is none).
@@ -44,7 +44,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$DK/containerd/opt"
 EOF
-    containerd --config "$DK/containerd/config.toml" >"$DK/containerd.log" 2>&1 &
+    # TMPDIR: the shims make their console sockets there (/tmp/pty* otherwise).
+    TMPDIR="$DK/tmp" containerd --config "$DK/containerd/config.toml" >"$DK/containerd.log" 2>&1 &
     DK_CONTAINERD_PID=$!
     on_cleanup "stop_daemon $DK_CONTAINERD_PID containerd 20"
     wait_until 30 test -S "$DK/containerd/containerd.sock" || {
@@ -56,7 +57,7 @@ EOF
     # dockerd: its own data/exec roots, socket, pid file and config file (no /etc/docker),
     # no bridge, no iptables/ip-forward/masquerading changes, no userland proxy.
     echo "{\"deprecated-key-path\": \"$DK/key.json\"}" >"$DK/daemon.json"
-    dockerd \
+    TMPDIR="$DK/tmp" dockerd \
         --config-file "$DK/daemon.json" \
         --data-root "$DK/data" \
         --exec-root "$DK/exec" \
@@ -197,6 +198,7 @@ t_dk_update() {
 t_dk_rm_force() {
     local id
     id=$(dk inspect -f '{{.Id}}' exec1)
+    dk_status_is exec1 running || die "exec1 is not running"
     dk rm -f exec1 >/dev/null
     [ -z "$(dk ps -aq --filter name=exec1)" ] || die "container still listed"
     wait_until 10 test ! -e "$DK_RTROOT/$id" || die "berth-runtime state $DK_RTROOT/$id left behind"

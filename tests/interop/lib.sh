@@ -232,6 +232,13 @@ remove_if_created() {
     fi
 }
 
+# Removes the /tmp/conmon-term.* console sockets made since the run started.
+remove_conmon_term_dirs() {
+    find /tmp -maxdepth 1 -name 'conmon-term.*' -type s -newer "$IT_TMP/.start" -print \
+        -exec rm -f -- {} + 2>/dev/null | sed 's/^/removed leftover /'
+    return 0
+}
+
 # Removes a berth-runtime root made during the run, unless it holds containers.
 remove_runtime_root_if_unused() {
     [ -d "$1" ] || return 0

@@ -19,8 +19,9 @@ PM_GLOBAL=(--root "$PM/storage" --runroot "$PM/run" --tmpdir "$PM/tmp"
     --network-config-dir "$PM/networks" --volumepath "$PM/volumes"
     --runtime "$BERTH_RUNTIME")
 
-# The docker checks' DOCKER_CONFIG would be read by podman for registry credentials.
-PM_CMD=(env -u DOCKER_CONFIG -u DOCKER_HOST podman "${PM_GLOBAL[@]}")
+# The docker checks' DOCKER_CONFIG would be read by podman for registry credentials. TMPDIR:
+# podman import stages layers there (default /var/tmp).
+PM_CMD=(env -u DOCKER_CONFIG -u DOCKER_HOST TMPDIR="$PM/tmp" podman "${PM_GLOBAL[@]}")
 
 pm() { timeout 60 "${PM_CMD[@]}" "$@"; }
 
@@ -64,8 +65,7 @@ EOF
     export CONTAINERS_STORAGE_CONF="$PM/storage.conf"
     on_cleanup "pm_remove_all"
     echo "podman $(podman --version | awk '{print $3}'), conmon $(conmon --version | awk 'NR==1 {print $3}')"
-    # podman import stages the layer under TMPDIR (default /var/tmp).
-    TMPDIR="$PM/tmp" pm import -q "$IMAGE_TAR" "$PM_IMAGE" >/dev/null
+    pm import -q "$IMAGE_TAR" "$PM_IMAGE" >/dev/null
 }
 
 pm_remove_all() {
@@ -144,6 +144,7 @@ t_pm_update() {
 t_pm_rm_force() {
     local id
     id=$(pm inspect -f '{{.Id}}' pexec1)
+    [ "$(pm inspect -f '{{.State.Status}}' pexec1)" = running ] || die "pexec1 is not running"
     pm rm -f -t 0 pexec1 >/dev/null
     [ -z "$(pm ps -aq --filter name=pexec1)" ] || die "container still listed"
     wait_until 10 test ! -e "$PM_RTROOT/$id" || die "berth-runtime state $PM_RTROOT/$id left behind"
@@ -156,10 +157,14 @@ t_pm_memory() {
     out=$(pm run --rm "${PM_RUN[@]}" --memory 32m "$PM_IMAGE" sh -c \
         'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max')
     expect_eq "memory limit seen in the container" "$out" 33554432
+    # conmon notices the kill (memory.oom_control) and drops an "oom" file into its working
+    # directory, $IT_TMP; podman 4.3 does not look for it there, so its OOMKilled stays
+    # false (with runc just the same). The file is the evidence, OOMKilled is only shown.
+    rm -f "$IT_TMP/oom"
     expect_rc "podman run over its memory limit" 137 \
         pm run --name poom1 "${PM_RUN[@]}" --memory 32m --memory-swap 32m "$PM_IMAGE" sh -c 'tail /dev/zero'
-    # conmon 2.1.6 does not notice OOM kills on this hybrid cgroup host with runc either,
-    # so OOMKilled is shown, not required.
+    [ -e "$IT_TMP/oom" ] || die "conmon did not notice an OOM kill (no $IT_TMP/oom)"
+    echo "ok: conmon noticed the OOM kill"
     echo "podman inspect: OOMKilled=$(pm inspect -f '{{.State.OOMKilled}}' poom1)"
     pm rm poom1 >/dev/null
 }

@@ -55,7 +55,10 @@ echo "berth-runtime: $BERTH_RUNTIME ($("$BERTH_RUNTIME" --version | head -1))"
 
 IT_TMP=$(mktemp -d /tmp/berth-interop.XXXXXX)
 chmod 755 "$IT_TMP"
+touch "$IT_TMP/.start"
 export IT_TMP
+# The peers' working directory: conmon drops an empty "oom" file into its cwd on an OOM kill.
+cd "$IT_TMP"
 
 IT_IFACES_BEFORE=$(peer_interfaces)
 
@@ -97,6 +100,9 @@ remember_absent /etc/docker key.json
 remember_absent /var/lib/containers cache/blob-info-cache-v1.boltdb
 [ -e /run/berth-runtime ] || on_cleanup "remove_runtime_root_if_unused /run/berth-runtime"
 on_cleanup "remove_cgroup_tree '$DK_CGROUP'; remove_cgroup_tree '$PM_CGROUP'"
+# conmon makes its console sockets in /tmp whatever TMPDIR says and leaves them
+# when the runtime fails: those made during the run go.
+on_cleanup "remove_conmon_term_dirs"
 on_cleanup "stop_stragglers '$IT_TMP'; unmount_below '$IT_TMP'"
 
 make_busybox_tar "$IMAGE_TAR"
