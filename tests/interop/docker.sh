@@ -156,6 +156,7 @@ t_dk_pause() {
     dk pause exec1 >/dev/null
     out=$(dk ps --filter name=exec1 --format '{{.Status}}')
     expect_match "docker ps status after pause" "$out" '\(Paused\)'
+    expect_eq "docker inspect status after pause" "$(dk inspect -f '{{.State.Status}} {{.State.Paused}}' exec1)" "paused true"
     expect_eq "berth-runtime state after pause" "$(berth_status "$DK_RTROOT" "$id")" "paused $pid"
     assert_counter_frozen "$pid"
     dk unpause exec1 >/dev/null
