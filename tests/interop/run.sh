@@ -32,7 +32,19 @@ say "packages"
 PKGS=(busybox-static python3 procps util-linux iproute2)
 case $WHICH in docker | all) PKGS+=(docker.io containerd runc) ;; esac
 case $WHICH in podman | all) PKGS+=(podman conmon runc) ;; esac
-need_packages "${PKGS[@]}"
+# Installing docker.io would start the system's dockerd and containerd (which make docker0
+# and iptables rules): a policy-rc.d that forbids service starts keeps them stopped.
+policy_made=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# made by berth tests/interop/run.sh while installing packages\nexit 101\n' \
+        >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_made=1
+fi
+rc=0
+need_packages "${PKGS[@]}" || rc=$?
+[ -z "$policy_made" ] || rm -f /usr/sbin/policy-rc.d
+[ "$rc" = 0 ] || { echo "could not install ${PKGS[*]}" >&2; exit 1; }
 
 if [ -z "${BERTH_RUNTIME:-}" ]; then
     profile=${BERTH_RUNTIME_PROFILE:-dev}
