@@ -233,7 +233,7 @@ remove_if_created() {
 }
 
 # Removes the /tmp/conmon-term.* console sockets made since the run started.
-remove_conmon_term_dirs() {
+remove_conmon_term_sockets() {
     find /tmp -maxdepth 1 -name 'conmon-term.*' -type s -newer "$IT_TMP/.start" -print \
         -exec rm -f -- {} + 2>/dev/null | sed 's/^/removed leftover /'
     return 0

@@ -5,8 +5,9 @@
 # Run as root on Debian 12. It installs what it needs, builds berth-runtime (unless
 # BERTH_RUNTIME names a binary), imports a busybox image made from /bin/busybox (there is no
 # registry), runs every scenario and prints one PASS/FAIL line each. Exit code 0 only when all
-# pass. Everything it starts is stopped by pid and everything it creates is removed, on
-# success and on failure. No network traffic: the peers run with networking disabled.
+# pass and nothing is left behind. Everything it starts is stopped by pid and everything it
+# creates is removed, on success, failure or SIGTERM. No network traffic: the peers run with
+# networking disabled.
 #
 # Environment:
 #   BERTH_RUNTIME=path   use this berth-runtime instead of building one
@@ -114,7 +115,7 @@ remember_absent /var/lib/containers cache/blob-info-cache-v1.boltdb
 on_cleanup "remove_cgroup_tree '$DK_CGROUP'; remove_cgroup_tree '$PM_CGROUP'"
 # conmon makes its console sockets in /tmp whatever TMPDIR says and leaves them
 # when the runtime fails: those made during the run go.
-on_cleanup "remove_conmon_term_dirs"
+on_cleanup "remove_conmon_term_sockets"
 on_cleanup "stop_stragglers '$IT_TMP'; unmount_below '$IT_TMP'"
 
 make_busybox_tar "$IMAGE_TAR"
