@@ -1,0 +1,173 @@
+//! Thin wrappers over the system calls rustix does not cover (fork, waitpid on any child,
+//! signalfd, close_range), each with its safety argument.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+/// Forks. `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// The shim never starts a thread, so the child is a faithful copy.
+pub fn fork() -> io::Result<Option<i32>> {
+    // SAFETY: the process is single-threaded (the shim starts no thread), so the child
+    // inherits consistent allocator and libc state.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit handlers (for forked
+/// children, whose parent owns the buffers and files).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits for `pid` (-1: any child). `Ok(None)` with `nohang` when no child has exited, or when
+/// there is no such child.
+pub fn waitpid(pid: i32, nohang: bool) -> io::Result<Option<(i32, i32)>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid with a valid pointer to an int.
+        let r = unsafe { libc::waitpid(pid, &mut status, if nohang { libc::WNOHANG } else { 0 }) };
+        match r {
+            0 => return Ok(None),
+            -1 => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ECHILD) => return Ok(None),
+                    _ => return Err(e),
+                }
+            }
+            p => return Ok(Some((p, status))),
+        }
+    }
+}
+
+/// The exit code Docker reports for a wait status: the exit status, or 128+N for signal N.
+pub fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// Blocks SIGCHLD and returns a non-blocking signalfd that reports it. Children started with
+/// std's `Command` get an empty signal mask back.
+pub fn sigchld_fd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local, then sigprocmask and signalfd with valid
+    // pointers; the process is single-threaded.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads and discards everything pending on a signalfd.
+pub fn drain_signalfd(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 128 * 4];
+    while let Ok(n) = rustix::io::read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Ignores SIGPIPE (writes to closed sockets and pipes return EPIPE instead), and SIGHUP.
+pub fn ignore_signals() {
+    // SAFETY: setting dispositions to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
+/// Makes `fd` non-blocking.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// Receives one fd sent with SCM_RIGHTS on a connected socket (the runtime's console socket
+/// protocol: the pty's name as data, the master as the right).
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut buf = [0u8; 512];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    rustix::net::recvmsg(
+        sock,
+        &mut [io::IoSliceMut::new(&mut buf)],
+        &mut anc,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no file descriptor received",
+    ))
+}
+
+/// Grows a pipe's buffer (best effort): a bigger kernel buffer between the shim and its log
+/// writer absorbs slow disks without growing the shim's own memory.
+pub fn grow_pipe(fd: BorrowedFd<'_>, size: usize) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, size);
+}
+
+/// Whether an I/O error means "try again later".
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
+}
+
+/// Reads into `buf`, mapping EIO (a pty master whose slave side is gone) to end of file.
+pub fn read_fd(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    match rustix::io::read(fd, buf) {
+        Ok(n) => Ok(n),
+        Err(rustix::io::Errno::IO) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Closes every fd from 3 on except those in `keep`.
+pub fn close_all_except(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut next = 3u32;
+    for k in keep {
+        if k > next {
+            // SAFETY: close_range on the fds between the ones kept; nothing else uses them
+            // in the forked child that calls this.
+            unsafe { libc::syscall(libc::SYS_close_range, next, k - 1, 0) };
+        }
+        next = k + 1;
+    }
+    // SAFETY: as above, for everything above the last kept fd.
+    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
+}
