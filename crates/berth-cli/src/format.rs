@@ -8,6 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `units.HumanSizeWithPrecision(n, 3)`: decimal units, three significant digits.
 pub fn human_size(n: f64) -> String {
+    human_size_prec(n, 3)
+}
+
+/// `units.HumanSizeWithPrecision(n, prec)` (`units.HumanSize` is precision 4).
+pub fn human_size_prec(n: f64, prec: i32) -> String {
     const U: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut v = n;
     let mut i = 0;
@@ -15,7 +20,7 @@ pub fn human_size(n: f64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    format!("{}{}", g3(v), U[i])
+    format!("{}{}", g(v, prec), U[i])
 }
 
 /// `units.BytesSize`: binary units (`1.5GiB`), as `docker stats` shows memory.
@@ -30,20 +35,29 @@ pub fn bytes_size(n: f64) -> String {
     format!("{}{}", g3(v), U[i])
 }
 
-/// Go's `%.3g` for values below 1000: three significant digits, no trailing zeros.
 fn g3(v: f64) -> String {
+    g(v, 3)
+}
+
+/// Go's `%.<prec>g` for values below 1000: `prec` significant digits, no trailing zeros.
+fn g(v: f64, prec: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let digits = v.abs().log10().floor() as i32 + 1;
-    let dec = (3 - digits).max(0) as usize;
+    let dec = (prec - digits).max(0) as usize;
     let s = format!("{v:.dec$}");
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
     };
-    if s == "1000" { "1e+03".into() } else { s }
+    // 999.9 at three digits rounds up to Go's exponent form.
+    if prec == 3 && s == "1000" {
+        "1e+03".into()
+    } else {
+        s
+    }
 }
 
 /// `units.HumanDuration`.
@@ -306,6 +320,15 @@ fn width(s: &str) -> usize {
     s.chars().count()
 }
 
+/// JSON as Go's encoder writes it: compact, with `<`, `>` and `&` escaped.
+pub fn go_json(v: &Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// How rows are printed: `table` (with headers, aligned), a raw template, or `json`.
 pub enum Output {
     Table(Template),
@@ -339,7 +362,7 @@ impl Output {
             Output::Json => {
                 let mut s = String::new();
                 for r in rows {
-                    s.push_str(&serde_json::to_string(r).unwrap_or_default());
+                    s.push_str(&go_json(r));
                     s.push('\n');
                 }
                 Ok(s)

@@ -683,7 +683,7 @@ fn call(name: &str, a: Vec<Value>, _dot: &Value) -> R<Value> {
             if let Value::Object(m) = &mut v {
                 m.retain(|k, _| !k.starts_with('\u{0}'));
             }
-            Value::String(serde_json::to_string(&v).map_err(|e| Error(e.to_string()))?)
+            Value::String(crate::format::go_json(&v))
         }
         "join" => {
             need(2)?;

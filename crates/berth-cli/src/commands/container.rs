@@ -59,7 +59,11 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         c.get("SizeRw").and_then(Value::as_f64),
         c.get("SizeRootFs").and_then(Value::as_f64),
     ) {
-        (Some(rw), Some(root)) => format!("{} (virtual {})", human_size(rw), human_size(root)),
+        (rw, Some(root)) => format!(
+            "{} (virtual {})",
+            human_size(rw.unwrap_or(0.0)),
+            human_size(root)
+        ),
         (Some(rw), None) => human_size(rw),
         _ => "0B".to_string(),
     };
@@ -102,6 +106,9 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         "Mounts": mounts.join(","),
         "LocalVolumes": local_volumes.to_string(),
         "Networks": networks.join(","),
+        "Platform": c.pointer("/ImageManifestDescriptor/platform").map(|p| {
+            Value::String(format!("{}/{}", s(p, "os"), s(p, "architecture")))
+        }).unwrap_or(Value::Null),
     });
     if let Some(m) = row.as_object_mut() {
         m.insert(LABELS_KEY.into(), labels);
@@ -137,7 +144,8 @@ pub fn ps_header() -> Value {
         "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
         "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE",
         "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS",
-        "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", LABELS_KEY: {},
+        "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Platform": "PLATFORM",
+        LABELS_KEY: {},
     })
 }
 
@@ -159,7 +167,8 @@ pub fn ps(c: &mut Client, a: PsArgs) -> Result<i32, Failure> {
         q.push(("limit", limit.to_string()));
     }
     let fmt = a.format.clone().unwrap_or_default();
-    let size = a.size || (fmt.contains(".Size") && !a.quiet);
+    // docker asks for sizes when the format shows them (or everything: `json`).
+    let size = a.size || ((fmt.contains(".Size") || fmt.contains("json")) && !a.quiet);
     if size {
         q.push(("size", "1".to_string()));
     }

@@ -4,7 +4,7 @@ use super::filters_query;
 use crate::Failure;
 use crate::cli::*;
 use crate::client::{Client, enc, with_query};
-use crate::format::{Output, ago, go_time, human_size, short_id};
+use crate::format::{Output, ago, go_time, human_size, human_size_prec, short_id};
 use serde_json::{Value, json};
 use std::io::Read;
 
@@ -57,7 +57,7 @@ fn rows(img: &Value, trunc: bool) -> Vec<Value> {
                 Some(n) if n >= 0 => n.to_string(), _ => "N/A".to_string() },
             "SharedSize": if shared >= 0.0 { human_size(shared) } else { "N/A".into() },
             "UniqueSize": if shared >= 0.0 { human_size(size - shared) } else { "N/A".into() },
-            "VirtualSize": human_size(size),
+            "VirtualSize": human_size_prec(size, 4),
         })
     };
     let digest_for = |repo: &str| {

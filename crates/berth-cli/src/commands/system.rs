@@ -209,18 +209,11 @@ pub fn info(c: &mut Client, a: FormatArgs) -> Result<i32, Failure> {
 /// docker's default event line: `time type action id (k=v, …)`.
 fn event_line(e: &Value) -> String {
     let nano = e.get("timeNano").and_then(Value::as_i64).unwrap_or(0);
-    let t = nano as f64 / 1e9;
-    let mut ts = format::rfc3339_nano(t);
-    // RFC3339Nano drops trailing zeros of the fraction.
-    if let Some(dot) = ts.find('.') {
-        let (head, frac) = ts.split_at(dot + 1);
-        let frac = frac.trim_end_matches('Z').trim_end_matches('0');
-        ts = if frac.is_empty() {
-            format!("{}Z", &head[..head.len() - 1])
-        } else {
-            format!("{head}{frac}Z")
-        };
-    }
+    let secs = nano.div_euclid(1_000_000_000);
+    // docker's fixed-width RFC 3339 with nanoseconds.
+    let whole = format::rfc3339_nano(secs as f64);
+    let date = whole.split('.').next().unwrap_or("");
+    let ts = format!("{date}.{:09}Z", nano.rem_euclid(1_000_000_000));
     let typ = e.get("Type").map(print).unwrap_or_default();
     let action = e.get("Action").map(print).unwrap_or_default();
     let id = e.pointer("/Actor/ID").map(print).unwrap_or_default();
