@@ -155,7 +155,8 @@ fn ps_tables_and_formats_match_docker() {
     assert_eq!(out(&b).trim().len(), 64, "run -d prints the full id");
     let b = berth(d, &["create", "--name", &n2, IMAGE, "sh", "-c", "exit 0"]);
     assert_eq!(rc(&b), 0, "{}", text(&b.stderr));
-    let filt = format!("name={}", &n1[..n1.len() - 4]);
+    // Both containers of this test and no other (names end in -ps1, -ps2).
+    let filt = format!("name={}", &n1[..n1.len() - 1]);
     same_eventually(d, &["ps", "-a", "--filter", &filt]);
     same_eventually(d, &["ps", "-a", "-s", "--filter", &filt]);
     same_eventually(d, &["ps", "-a", "--no-trunc", "--filter", &filt]);
@@ -322,7 +323,8 @@ fn logs_match_docker() {
         assert_eq!(text(&b.stderr), text(&k.stderr), "{args:?}");
     }
     assert_eq!(out(&berth(d, &["logs", &n])), "out1\nout2\nout3\n");
-    let t = out(&berth(d, &["logs", "-t", "--tail", "1", &n]));
+    // (--tail would race stdout against stderr for the last line.)
+    let t = out(&berth(d, &["logs", "-t", &n]));
     assert!(
         t.starts_with("20") && t.contains("Z out3"),
         "timestamps: {t:?}"
