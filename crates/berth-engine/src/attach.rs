@@ -43,7 +43,10 @@ impl Session for Splice {
         self.tty
     }
 
-    fn run(self: Box<Self>, conn: BoxConn) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    fn run(
+        self: Box<Self>,
+        conn: BoxConn,
+    ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move {
             let mut me = *self;
             let on_end = me.on_end.take();
@@ -129,13 +132,19 @@ pub(crate) fn parse_detach_keys(s: &str) -> Result<Vec<u8>, Error> {
                 [b']'] => 29,
                 [b'^'] => 30,
                 [b'_'] => 31,
-                _ => return Err(Error::invalid_parameter(format!("Invalid detach keys ({s}) provided"))),
+                _ => {
+                    return Err(Error::invalid_parameter(format!(
+                        "Invalid detach keys ({s}) provided"
+                    )));
+                }
             };
             out.push(b);
         } else if p.len() == 1 {
             out.push(p.as_bytes()[0]);
         } else {
-            return Err(Error::invalid_parameter(format!("Invalid detach keys ({s}) provided")));
+            return Err(Error::invalid_parameter(format!(
+                "Invalid detach keys ({s}) provided"
+            )));
         }
     }
     Ok(out)

@@ -22,18 +22,42 @@ impl SystemBackend for Engine {
         Ok(crate::system::info(self))
     }
 
-    fn events(&self, since_ns: Option<i128>, until_ns: Option<i128>, filters: Filters) -> Result<ItemStream<EventMessage>, Error> {
+    fn events(
+        &self,
+        since_ns: Option<i128>,
+        until_ns: Option<i128>,
+        filters: Filters,
+    ) -> Result<ItemStream<EventMessage>, Error> {
         filters
-            .check(&["container", "daemon", "event", "image", "label", "network", "type", "volume", "scope", "config", "node", "plugin", "secret", "service"])
+            .check(&[
+                "container",
+                "daemon",
+                "event",
+                "image",
+                "label",
+                "network",
+                "type",
+                "volume",
+                "scope",
+                "config",
+                "node",
+                "plugin",
+                "secret",
+                "service",
+            ])
             .map_err(Error::invalid_parameter)?;
         let (past, mut rx) = self.inner.events.subscribe(since_ns);
         let now = clock::now_ns();
         let (tx, out) = tokio::sync::mpsc::channel::<Result<EventMessage, Error>>(64);
         tokio::spawn(async move {
             let line = |e: &crate::events::Event| {
-                serde_json::from_value::<EventMessage>(e.to_json()).map_err(|err| Error::internal(format!("event: {err}")))
+                serde_json::from_value::<EventMessage>(e.to_json())
+                    .map_err(|err| Error::internal(format!("event: {err}")))
             };
-            for e in past.iter().filter(|e| until_ns.is_none_or(|u| e.time_ns <= u)) {
+            for e in past
+                .iter()
+                .filter(|e| until_ns.is_none_or(|u| e.time_ns <= u))
+            {
                 if e.matches(&filters) && tx.send(line(e)).await.is_err() {
                     return;
                 }
@@ -43,7 +67,8 @@ impl SystemBackend for Engine {
                 return;
             }
             loop {
-                let deadline = until_ns.map(|u| std::time::Duration::from_nanos((u - clock::now_ns()).max(0) as u64));
+                let deadline = until_ns
+                    .map(|u| std::time::Duration::from_nanos((u - clock::now_ns()).max(0) as u64));
                 let next = async {
                     loop {
                         match rx.recv().await {
@@ -69,41 +94,97 @@ impl SystemBackend for Engine {
                 }
             }
         });
-        Ok(Box::pin(futures_util::stream::unfold(out, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })))
+        Ok(Box::pin(futures_util::stream::unfold(
+            out,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+        )))
     }
 }
 
 impl ContainerBackend for Engine {
-    async fn create(&self, opts: CreateOptions, body: ContainerCreateBody, raw: serde_json::Value) -> Result<ContainerCreateResponse, Error> {
+    async fn create(
+        &self,
+        opts: CreateOptions,
+        body: ContainerCreateBody,
+        raw: serde_json::Value,
+    ) -> Result<ContainerCreateResponse, Error> {
         if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
             if !p.starts_with("linux") {
-                return Err(Error::invalid_parameter(format!("platform {p} is not supported: berth runs linux containers")));
+                return Err(Error::invalid_parameter(format!(
+                    "platform {p} is not supported: berth runs linux containers"
+                )));
             }
         }
         crate::bundle::check_request(&raw)?;
         Engine::create(self, opts.name, body).await
     }
 
-    async fn list(&self, q: query::ContainerList, filters: Filters) -> Result<Vec<ContainerSummary>, Error> {
+    async fn list(
+        &self,
+        q: query::ContainerList,
+        filters: Filters,
+    ) -> Result<Vec<ContainerSummary>, Error> {
         filters
-            .check(&["ancestor", "before", "exited", "id", "label", "name", "since", "status", "health", "isolation", "is-task", "network", "publish", "expose", "volume"])
+            .check(&[
+                "ancestor",
+                "before",
+                "exited",
+                "id",
+                "label",
+                "name",
+                "since",
+                "status",
+                "health",
+                "isolation",
+                "is-task",
+                "network",
+                "publish",
+                "expose",
+                "volume",
+            ])
             .map_err(Error::invalid_parameter)?;
         for s in filters.get("status") {
-            if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s.as_str()) {
-                return Err(Error::invalid_parameter(format!("invalid filter 'status={s}'")));
+            if ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&s.as_str())
+            {
+                return Err(Error::invalid_parameter(format!(
+                    "invalid filter 'status={s}'"
+                )));
             }
         }
         let mut recs: Vec<_> = self.all().iter().map(|c| c.record()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let created_of = |key: &str| -> Result<String, Error> { Ok(self.lookup(key)?.record().created) };
-        let before = filters.get("before").first().map(|k| created_of(k)).transpose()?;
-        let since = filters.get("since").first().map(|k| created_of(k)).transpose()?;
+        let created_of =
+            |key: &str| -> Result<String, Error> { Ok(self.lookup(key)?.record().created) };
+        let before = filters
+            .get("before")
+            .first()
+            .map(|k| created_of(k))
+            .transpose()?;
+        let since = filters
+            .get("since")
+            .first()
+            .map(|k| created_of(k))
+            .transpose()?;
         let ancestors: Vec<String> = filters
             .get("ancestor")
             .iter()
             .filter_map(|a| self.inner.images.resolve(a).ok().map(|i| i.id))
             .collect();
-        let all = q.all || !filters.get("status").is_empty() || !filters.get("exited").is_empty() || q.limit.is_some_and(|l| l > 0) || before.is_some() || since.is_some();
+        let all = q.all
+            || !filters.get("status").is_empty()
+            || !filters.get("exited").is_empty()
+            || q.limit.is_some_and(|l| l > 0)
+            || before.is_some()
+            || since.is_some();
         let now = clock::now_ns();
         let mut out = Vec::new();
         for r in recs {
@@ -114,24 +195,43 @@ impl ContainerBackend for Engine {
             if !filters.get("status").is_empty() && !filters.get("status").iter().any(|s| s == st) {
                 continue;
             }
-            if !filters.get("id").is_empty() && !filters.get("id").iter().any(|p| r.id.starts_with(p.as_str())) {
+            if !filters.get("id").is_empty()
+                && !filters
+                    .get("id")
+                    .iter()
+                    .any(|p| r.id.starts_with(p.as_str()))
+            {
                 continue;
             }
-            if !filters.get("name").is_empty() && !filters.get("name").iter().any(|n| name_matches(r.short_name(), n)) {
+            if !filters.get("name").is_empty()
+                && !filters
+                    .get("name")
+                    .iter()
+                    .any(|n| name_matches(r.short_name(), n))
+            {
                 continue;
             }
             if !filters.match_labels("label", &r.labels()) {
                 continue;
             }
             if !filters.get("exited").is_empty()
-                && (r.state.status != Status::Exited || !filters.get("exited").iter().any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code)))
+                && (r.state.status != Status::Exited
+                    || !filters
+                        .get("exited")
+                        .iter()
+                        .any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code)))
             {
                 continue;
             }
-            if !filters.get("ancestor").is_empty() && !ancestors.contains(&r.image) && !filters.get("ancestor").contains(&r.image_name) {
+            if !filters.get("ancestor").is_empty()
+                && !ancestors.contains(&r.image)
+                && !filters.get("ancestor").contains(&r.image_name)
+            {
                 continue;
             }
-            if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
+            if before.as_ref().is_some_and(|b| r.created >= *b)
+                || since.as_ref().is_some_and(|s| r.created <= *s)
+            {
                 continue;
             }
             out.push(r.summary(now));
@@ -162,11 +262,21 @@ impl ContainerBackend for Engine {
         Engine::start(self, id).await
     }
 
-    async fn stop(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<bool, Error> {
+    async fn stop(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<bool, Error> {
         Engine::stop(self, id, signal, timeout).await
     }
 
-    async fn restart(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<(), Error> {
+    async fn restart(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
         Engine::restart(self, id, signal, timeout).await
     }
 
@@ -194,13 +304,20 @@ impl ContainerBackend for Engine {
         let ctr = self.lookup(id)?;
         let rec = ctr.record();
         if crate::bundle::log_config(&rec)?.is_none() {
-            return Err(Error::invalid_parameter("configured logging driver does not support reading"));
+            return Err(Error::invalid_parameter(
+                "configured logging driver does not support reading",
+            ));
         }
         if !opts.stdout && !opts.stderr {
-            return Err(Error::invalid_parameter("You must choose at least one stream"));
+            return Err(Error::invalid_parameter(
+                "You must choose at least one stream",
+            ));
         }
         let tty = rec.config.tty == Some(true);
-        Ok(Logs { tty, entries: crate::logs::stream(rec.log_path.clone().into(), opts, ctr.wait.subscribe()) })
+        Ok(Logs {
+            tty,
+            entries: crate::logs::stream(rec.log_path.clone().into(), opts, ctr.wait.subscribe()),
+        })
     }
 
     async fn attach(&self, id: &str, q: query::ContainerAttach) -> Result<Box<dyn Session>, Error> {
@@ -222,22 +339,42 @@ impl ContainerBackend for Engine {
                 Source::Ready(s)
             }
             (Status::Removing | Status::Dead, _) => {
-                return Err(Error::conflict(format!("container {} is marked for removal", rec.id)));
+                return Err(Error::conflict(format!(
+                    "container {} is marked for removal",
+                    rec.id
+                )));
             }
             _ => {
                 // Not running yet: the stream connects when the container starts.
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                ctr.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).push(Pending { stdin, stdout, stderr, tx });
+                ctr.pending_attach
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Pending {
+                        stdin,
+                        stdout,
+                        stderr,
+                        tx,
+                    });
                 Source::Waiting(rx)
             }
         };
         self.container_event(&rec, "attach", &[]);
-        Ok(Box::new(Splice { tty, stdin, detach_keys: keys, source, on_end: None, _hold: Some(ctr) }))
+        Ok(Box::new(Splice {
+            tty,
+            stdin,
+            detach_keys: keys,
+            source,
+            on_end: None,
+            _hold: Some(ctr),
+        }))
     }
 
     async fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), Error> {
         let ctr = self.lookup(id)?;
-        let shim = ctr.shim().ok_or_else(|| Error::conflict(format!("container {} is not running", ctr.id)))?;
+        let shim = ctr
+            .shim()
+            .ok_or_else(|| Error::conflict(format!("container {} is not running", ctr.id)))?;
         tokio::task::spawn_blocking(move || shim.resize(height, width))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
@@ -248,16 +385,28 @@ impl ContainerBackend for Engine {
         let ctr = self.lookup(id)?;
         let rec = ctr.record();
         if !rec.state.status.is_alive() {
-            return Err(Error::conflict(format!("container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         let cid = rec.id.clone();
-        let (titles, procs) = tokio::task::spawn_blocking(move || crate::stats::top(&cid, ps_args.as_deref()))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))??;
-        Ok(ContainerTopResponse { titles: Some(titles), processes: Some(procs) })
+        let (titles, procs) =
+            tokio::task::spawn_blocking(move || crate::stats::top(&cid, ps_args.as_deref()))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))??;
+        Ok(ContainerTopResponse {
+            titles: Some(titles),
+            processes: Some(procs),
+        })
     }
 
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ItemStream<ContainerStatsResponse>, Error> {
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<ItemStream<ContainerStatsResponse>, Error> {
         let ctr = self.lookup(id)?;
         let engine = self.clone();
         let cid = ctr.id.clone();
@@ -269,24 +418,40 @@ impl ContainerBackend for Engine {
         Engine::rename(self, id, name).await
     }
 
-    async fn update(&self, id: &str, body: ContainerUpdateBody, raw: serde_json::Value) -> Result<ContainerUpdateResponse, Error> {
+    async fn update(
+        &self,
+        id: &str,
+        body: ContainerUpdateBody,
+        raw: serde_json::Value,
+    ) -> Result<ContainerUpdateResponse, Error> {
         crate::bundle::check_update_request(&raw)?;
         let warnings = Engine::update(self, id, body).await?;
-        Ok(ContainerUpdateResponse { warnings: Some(warnings) })
+        Ok(ContainerUpdateResponse {
+            warnings: Some(warnings),
+        })
     }
 
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, Error> {
         let (deleted, reclaimed) = Engine::prune(self, &filters).await?;
-        Ok(ContainerPruneResponse { containers_deleted: Some(deleted), space_reclaimed: Some(reclaimed) })
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed),
+        })
     }
 }
 
 impl ExecBackend for Engine {
     async fn exec_create(&self, container: &str, body: ExecConfig) -> Result<IdResponse, Error> {
-        Ok(IdResponse { id: Engine::exec_create(self, container, body).await? })
+        Ok(IdResponse {
+            id: Engine::exec_create(self, container, body).await?,
+        })
     }
 
-    async fn exec_start(&self, id: &str, body: ExecStartConfig) -> Result<Option<Box<dyn Session>>, Error> {
+    async fn exec_start(
+        &self,
+        id: &str,
+        body: ExecStartConfig,
+    ) -> Result<Option<Box<dyn Session>>, Error> {
         Engine::exec_start(self, id, body).await
     }
 

@@ -22,7 +22,10 @@ fn env_key(e: &str) -> &str {
 
 /// Merges the request's configuration with the image's, as Docker does, and works out the
 /// process's path and arguments.
-pub fn merge_config(body: &ContainerCreateBody, image: &ResolvedImage) -> Result<(ContainerConfig, String, Vec<String>), Error> {
+pub fn merge_config(
+    body: &ContainerCreateBody,
+    image: &ResolvedImage,
+) -> Result<(ContainerConfig, String, Vec<String>), Error> {
     let img = &image.config;
     let mut c = ContainerConfig {
         hostname: body.hostname.clone(),
@@ -65,7 +68,9 @@ pub fn merge_config(body: &ContainerCreateBody, image: &ResolvedImage) -> Result
     }
     for e in &env {
         if env_key(e).is_empty() {
-            return Err(Error::invalid_parameter(format!("invalid environment variable: {e}")));
+            return Err(Error::invalid_parameter(format!(
+                "invalid environment variable: {e}"
+            )));
         }
     }
     c.env = Some(env);
@@ -73,7 +78,10 @@ pub fn merge_config(body: &ContainerCreateBody, image: &ResolvedImage) -> Result
     labels.extend(c.labels.take().unwrap_or_default());
     c.labels = Some(labels);
     // `--entrypoint ""` clears the image's entrypoint.
-    let explicit_empty = c.entrypoint.as_ref().is_some_and(|e| e.len() == 1 && e[0].is_empty());
+    let explicit_empty = c
+        .entrypoint
+        .as_ref()
+        .is_some_and(|e| e.len() == 1 && e[0].is_empty());
     if explicit_empty {
         c.entrypoint = Some(Vec::new());
     }
@@ -126,25 +134,41 @@ fn log_settings(hc: &HostConfig) -> Result<Option<(Option<u64>, u32)>, Error> {
     match lc.typ.as_deref().unwrap_or("") {
         "" | "json-file" | "local" => {}
         "none" => return Ok(None),
-        other => return Err(Error::invalid_parameter(format!("logging driver {other} is not supported (berth has json-file and none)"))),
+        other => {
+            return Err(Error::invalid_parameter(format!(
+                "logging driver {other} is not supported (berth has json-file and none)"
+            )));
+        }
     }
     let mut max_size = None;
     let mut max_file = 1u32;
     for (k, v) in lc.config.unwrap_or_default() {
         match k.as_str() {
             "max-size" => {
-                max_size = Some(parse_bytes(&v).ok_or_else(|| Error::invalid_parameter(format!("invalid max-size for json-file log driver: {v}")))?)
-                    .filter(|n| *n > 0);
+                max_size = Some(parse_bytes(&v).ok_or_else(|| {
+                    Error::invalid_parameter(format!(
+                        "invalid max-size for json-file log driver: {v}"
+                    ))
+                })?)
+                .filter(|n| *n > 0);
             }
             "max-file" => {
-                max_file = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| Error::invalid_parameter(format!("invalid value for max-file: {v}")))?;
+                max_file = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    Error::invalid_parameter(format!("invalid value for max-file: {v}"))
+                })?;
             }
             "compress" | "labels" | "env" | "tag" => {}
-            _ => return Err(Error::invalid_parameter(format!("unknown log opt '{k}' for json-file log driver"))),
+            _ => {
+                return Err(Error::invalid_parameter(format!(
+                    "unknown log opt '{k}' for json-file log driver"
+                )));
+            }
         }
     }
     if max_file > 1 && max_size.is_none() {
-        return Err(Error::invalid_parameter("max-file cannot be set without max-size"));
+        return Err(Error::invalid_parameter(
+            "max-file cannot be set without max-size",
+        ));
     }
     Ok(Some((max_size, max_file)))
 }
@@ -174,7 +198,7 @@ pub fn mount_points(hc: &HostConfig) -> Vec<MountPoint> {
         }
         let mode = parts.get(2).copied().unwrap_or("");
         out.push(MountPoint {
-            typ: Some(berth_api_types::models::MountPointTypeEnum::BIND),
+            typ: Some("bind".into()),
             source: Some(parts[0].into()),
             destination: Some(parts[1].into()),
             mode: Some(mode.into()),
@@ -189,15 +213,21 @@ pub fn mount_points(hc: &HostConfig) -> Vec<MountPoint> {
 /// Writes `hostname`, `hosts` and `resolv.conf` into the container's data directory.
 pub fn write_etc_files(rec: &Record) -> Result<(), Error> {
     let io = |p: &str, e: std::io::Error| Error::system(format!("writing {p}: {e}"));
-    let dir = Path::new(&rec.hostname_path).parent().unwrap_or(Path::new("/"));
+    let dir = Path::new(&rec.hostname_path)
+        .parent()
+        .unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| io(&dir.display().to_string(), e))?;
     let host_net = rec.host_config.network_mode.as_deref() == Some("host");
     let hostname = if host_net {
-        rustix::system::uname().nodename().to_string_lossy().into_owned()
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
     } else {
         rec.config.hostname.clone().unwrap_or_default()
     };
-    std::fs::write(&rec.hostname_path, format!("{hostname}\n")).map_err(|e| io(&rec.hostname_path, e))?;
+    std::fs::write(&rec.hostname_path, format!("{hostname}\n"))
+        .map_err(|e| io(&rec.hostname_path, e))?;
     let hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -253,7 +283,11 @@ pub fn create_body(rec: &Record) -> ContainerCreateBody {
         stdin_once: c.stdin_once,
         env: c.env.clone(),
         // The process is path + args exactly as merged.
-        cmd: Some(std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect()),
+        cmd: Some(
+            std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect(),
+        ),
         entrypoint: Some(Vec::new()),
         healthcheck: c.healthcheck.clone(),
         args_escaped: c.args_escaped,
@@ -272,7 +306,8 @@ pub fn create_body(rec: &Record) -> ContainerCreateBody {
 }
 
 fn host() -> Result<&'static crate::spec::Host, Error> {
-    static HOST: std::sync::OnceLock<Result<crate::spec::Host, String>> = std::sync::OnceLock::new();
+    static HOST: std::sync::OnceLock<Result<crate::spec::Host, String>> =
+        std::sync::OnceLock::new();
     HOST.get_or_init(|| crate::spec::Host::detect().map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| Error::system(e.clone()))
@@ -296,7 +331,12 @@ impl crate::engine::Engine {
         }
     }
 
-    fn build(&self, rec: &Record, rootfs: &Path, validate_only: bool) -> Result<crate::spec::ContainerSpec, Error> {
+    fn build(
+        &self,
+        rec: &Record,
+        rootfs: &Path,
+        validate_only: bool,
+    ) -> Result<crate::spec::ContainerSpec, Error> {
         let mut body = create_body(rec);
         if validate_only {
             // Users are looked up in the image's files at start (as Docker does).
@@ -311,7 +351,9 @@ impl crate::engine::Engine {
         let join = self.joiner();
         let init = self.inner.cfg.init.clone();
         if rec.host_config.init == Some(true) && init.is_none() {
-            return Err(Error::invalid_parameter("HostConfig.Init: no init binary is installed (apt-get install tini)"));
+            return Err(Error::invalid_parameter(
+                "HostConfig.Init: no init binary is installed (apt-get install tini)",
+            ));
         }
         let req = crate::spec::SpecRequest {
             id: &rec.id,
@@ -331,41 +373,65 @@ impl crate::engine::Engine {
     /// root filesystem.
     pub(crate) fn check_create(&self, rec: &Record) -> Result<(), Error> {
         check_log(&rec.host_config)?;
-        let empty = tempfile::tempdir().map_err(|e| Error::system(format!("temporary directory: {e}")))?;
+        let empty =
+            tempfile::tempdir().map_err(|e| Error::system(format!("temporary directory: {e}")))?;
         self.build(rec, empty.path(), true).map(|_| ())
     }
 
     /// Mounts the container's root filesystem in its bundle and writes `config.json`.
     pub(crate) fn write_bundle(&self, rec: &Record, bundle: &Path) -> Result<(), Error> {
         let rootfs = bundle.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(|e| Error::system(format!("creating {}: {e}", rootfs.display())))?;
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| Error::system(format!("creating {}: {e}", rootfs.display())))?;
         if !berth_snapshot::is_mount_point(&rootfs).unwrap_or(false) {
             let mounts = self.inner.images.rootfs_mounts(&rec.snapshot_key)?;
-            berth_snapshot::mount_all(&mounts, &rootfs)
-                .map_err(|e| Error::system(format!("mounting the rootfs of container {}: {e}", rec.short_name())))?;
+            berth_snapshot::mount_all(&mounts, &rootfs).map_err(|e| {
+                Error::system(format!(
+                    "mounting the rootfs of container {}: {e}",
+                    rec.short_name()
+                ))
+            })?;
         }
         let spec = self.build(rec, &rootfs, false)?;
-        let data = serde_json::to_vec_pretty(&spec.spec).map_err(|e| Error::internal(format!("encoding config.json: {e}")))?;
-        std::fs::write(bundle.join("config.json"), data).map_err(|e| Error::system(format!("writing config.json: {e}")))
+        let data = serde_json::to_vec_pretty(&spec.spec)
+            .map_err(|e| Error::internal(format!("encoding config.json: {e}")))?;
+        std::fs::write(bundle.join("config.json"), data)
+            .map_err(|e| Error::system(format!("writing config.json: {e}")))
     }
 }
 
 /// The OCI process of an exec: the container's process with the exec's command, env, user,
 /// working directory and terminal.
-pub fn exec_process(bundle: &Path, rec: &Record, cfg: &ExecConfig, tty: bool) -> Result<serde_json::Value, Error> {
-    let text = std::fs::read(bundle.join("config.json")).map_err(|e| Error::system(format!("reading the config of container {}: {e}", rec.id)))?;
-    let spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::internal(format!("config of container {}: {e}", rec.id)))?;
+pub fn exec_process(
+    bundle: &Path,
+    rec: &Record,
+    cfg: &ExecConfig,
+    tty: bool,
+) -> Result<serde_json::Value, Error> {
+    let text = std::fs::read(bundle.join("config.json"))
+        .map_err(|e| Error::system(format!("reading the config of container {}: {e}", rec.id)))?;
+    let spec: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::internal(format!("config of container {}: {e}", rec.id)))?;
     let mut p = spec.get("process").cloned().unwrap_or_default();
     p["args"] = serde_json::json!(cfg.cmd.clone().unwrap_or_default());
     p["terminal"] = serde_json::json!(tty);
-    let mut env: Vec<String> = p["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    let mut env: Vec<String> = p["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     for e in cfg.env.clone().unwrap_or_default() {
         env.retain(|x| env_key(x) != env_key(&e));
         env.push(e);
     }
     if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
         if !w.starts_with('/') {
-            return Err(Error::invalid_parameter(format!("the working directory '{w}' is invalid, it needs to be an absolute path")));
+            return Err(Error::invalid_parameter(format!(
+                "the working directory '{w}' is invalid, it needs to be an absolute path"
+            )));
         }
         p["cwd"] = serde_json::json!(w);
     }
@@ -377,8 +443,12 @@ pub fn exec_process(bundle: &Path, rec: &Record, cfg: &ExecConfig, tty: bool) ->
     }
     p["env"] = serde_json::json!(env);
     if cfg.privileged == Some(true) {
-        let all: Vec<String> = crate::spec::ALL_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
-        p["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        let all: Vec<String> = crate::spec::ALL_CAPABILITIES
+            .iter()
+            .map(|c| format!("CAP_{c}"))
+            .collect();
+        p["capabilities"] =
+            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }
     p.as_object_mut().map(|o| o.remove("consoleSize"));
     Ok(p)
@@ -397,12 +467,29 @@ pub fn check_request(_raw: &serde_json::Value) -> Result<(), Error> {
 
 /// Fields of an update request berth refuses.
 pub fn check_update_request(raw: &serde_json::Value) -> Result<(), Error> {
-    for f in ["KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "Devices", "DeviceCgroupRules", "DeviceRequests"] {
+    for f in [
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "Devices",
+        "DeviceCgroupRules",
+        "DeviceRequests",
+    ] {
         match raw.get(f) {
             None | Some(serde_json::Value::Null) => {}
             Some(serde_json::Value::Array(a)) if a.is_empty() => {}
             Some(serde_json::Value::Number(n)) if n.as_i64() == Some(0) => {}
-            Some(_) => return Err(Error::invalid_parameter(format!("{f}: not supported by docker update in berth"))),
+            Some(_) => {
+                return Err(Error::invalid_parameter(format!(
+                    "{f}: not supported by docker update in berth"
+                )));
+            }
         }
     }
     Ok(())
@@ -427,19 +514,36 @@ mod tests {
     #[test]
     fn merge_follows_docker() {
         let img = image(&["A=1", "B=2"], &["sh"], None);
-        let body = ContainerCreateBody { env: Some(vec!["B=3".into()]), ..Default::default() };
+        let body = ContainerCreateBody {
+            env: Some(vec!["B=3".into()]),
+            ..Default::default()
+        };
         let (c, path, args) = merge_config(&body, &img).unwrap();
         assert_eq!(c.env.unwrap(), ["B=3", "A=1", DEFAULT_PATH]);
         assert_eq!((path.as_str(), args.len()), ("sh", 0));
         let img = image(&[], &["-l"], Some(&["/bin/sh"]));
-        let body = ContainerCreateBody { cmd: Some(vec!["-c".into(), "true".into()]), ..Default::default() };
+        let body = ContainerCreateBody {
+            cmd: Some(vec!["-c".into(), "true".into()]),
+            ..Default::default()
+        };
         let (_, path, args) = merge_config(&body, &img).unwrap();
-        assert_eq!((path.as_str(), args), ("/bin/sh", vec!["-c".to_string(), "true".into()]));
-        let body = ContainerCreateBody { entrypoint: Some(vec!["".into()]), ..Default::default() };
+        assert_eq!(
+            (path.as_str(), args),
+            ("/bin/sh", vec!["-c".to_string(), "true".into()])
+        );
+        let body = ContainerCreateBody {
+            entrypoint: Some(vec!["".into()]),
+            ..Default::default()
+        };
         let (_, path, _) = merge_config(&body, &img).unwrap();
         assert_eq!(path, "-l");
         let img = image(&[], &[], None);
-        assert!(merge_config(&ContainerCreateBody::default(), &img).unwrap_err().message().contains("no command"));
+        assert!(
+            merge_config(&ContainerCreateBody::default(), &img)
+                .unwrap_err()
+                .message()
+                .contains("no command")
+        );
     }
 
     #[test]
@@ -450,10 +554,19 @@ mod tests {
         let mut hc = HostConfig::default();
         hc.log_config = Some(berth_api_types::models::HostConfigLogConfig {
             typ: Some("json-file".into()),
-            config: Some([("max-size".to_string(), "1k".to_string()), ("max-file".to_string(), "3".to_string())].into()),
+            config: Some(
+                [
+                    ("max-size".to_string(), "1k".to_string()),
+                    ("max-file".to_string(), "3".to_string()),
+                ]
+                .into(),
+            ),
         });
         assert_eq!(log_settings(&hc).unwrap(), Some((Some(1024), 3)));
-        hc.log_config = Some(berth_api_types::models::HostConfigLogConfig { typ: Some("syslog".into()), config: None });
+        hc.log_config = Some(berth_api_types::models::HostConfigLogConfig {
+            typ: Some("syslog".into()),
+            config: None,
+        });
         assert!(log_settings(&hc).unwrap_err().message().contains("syslog"));
     }
 }

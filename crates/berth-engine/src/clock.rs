@@ -48,7 +48,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i128> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     if b[13] != b':' || b[16] != b':' {
@@ -134,7 +136,9 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         }
         let value: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -183,7 +187,10 @@ mod tests {
         let s = rfc3339(ns);
         assert_eq!(s, "2025-11-23T10:11:12.123456789Z");
         assert_eq!(parse_rfc3339(&s), Some(ns));
-        assert_eq!(parse_rfc3339("2025-11-23T11:11:12+01:00"), Some(1_763_892_672_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2025-11-23T11:11:12+01:00"),
+            Some(1_763_892_672_000_000_000)
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2025-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
@@ -192,8 +199,14 @@ mod tests {
     #[test]
     fn timestamps_as_clients_send_them() {
         let now = 2_000_000_000_000_000_000;
-        assert_eq!(parse_timestamp("1700000000", now), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_timestamp("1700000000.5", now), Some(1_700_000_000_500_000_000));
+        assert_eq!(
+            parse_timestamp("1700000000", now),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.5", now),
+            Some(1_700_000_000_500_000_000)
+        );
         assert_eq!(parse_timestamp("10m", now), Some(now - 600_000_000_000));
         assert_eq!(parse_timestamp("1h30m", now), Some(now - 5_400_000_000_000));
         assert_eq!(parse_timestamp("x", now), None);

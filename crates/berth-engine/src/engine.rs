@@ -104,7 +104,6 @@ pub(crate) struct Inner {
     pub ctrs: RwLock<HashMap<String, Arc<Ctr>>>,
     pub events: Events,
     pub execs: Mutex<HashMap<String, Arc<crate::exec::Exec>>>,
-    pub started_ns: i128,
 }
 
 impl Engine {
@@ -134,7 +133,6 @@ impl Engine {
                 ctrs: RwLock::new(HashMap::new()),
                 events: Events::default(),
                 execs: Mutex::new(HashMap::new()),
-                started_ns: clock::now_ns(),
             }),
         };
         engine.restore().await?;
@@ -155,8 +153,10 @@ impl Engine {
         self.inner.cfg.exec_root.join("containers").join(id)
     }
 
+    /// The shim's state directory, kept short: its sockets' paths must fit in a
+    /// `sockaddr_un` (108 bytes).
     pub(crate) fn shim_dir(&self, id: &str) -> PathBuf {
-        self.bundle_dir(id).join("shim")
+        self.inner.cfg.exec_root.join("s").join(id)
     }
 
     pub(crate) fn data_dir(&self, id: &str) -> PathBuf {
@@ -164,7 +164,13 @@ impl Engine {
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Ctr>> {
-        self.inner.ctrs.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.inner
+            .ctrs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix, with
@@ -178,7 +184,10 @@ impl Engine {
             return Ok(c.clone());
         }
         let name = format!("/{}", key.trim_start_matches('/'));
-        if let Some(c) = map.values().find(|c| c.rec.lock().map(|r| r.name == name).unwrap_or(false)) {
+        if let Some(c) = map
+            .values()
+            .find(|c| c.rec.lock().map(|r| r.name == name).unwrap_or(false))
+        {
             return Ok(c.clone());
         }
         if key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -197,11 +206,14 @@ impl Engine {
 
     /// Writes the record to the database.
     pub(crate) fn persist(&self, rec: &Record) -> Result<(), Error> {
-        let data = serde_json::to_value(rec).map_err(|e| Error::internal(format!("encoding container {}: {e}", rec.id)))?;
+        let data = serde_json::to_value(rec)
+            .map_err(|e| Error::internal(format!("encoding container {}: {e}", rec.id)))?;
         self.inner
             .db
             .write(|tx| tx.update_container(&rec.id, &data))
-            .map_err(|e: berth_store::Error| Error::system(format!("saving container {}: {e}", rec.short_name())))
+            .map_err(|e: berth_store::Error| {
+                Error::system(format!("saving container {}: {e}", rec.short_name()))
+            })
     }
 
     /// Publishes a container event with Docker's attributes (name, image, labels).
@@ -212,7 +224,9 @@ impl Engine {
         for (k, v) in extra {
             attrs.insert((*k).to_string(), v.clone());
         }
-        self.inner.events.publish("container", action, rec.id.clone(), attrs);
+        self.inner
+            .events
+            .publish("container", action, rec.id.clone(), attrs);
     }
 
     /// Loads every container record and reconciles it with what is running.
@@ -232,14 +246,23 @@ impl Engine {
             };
             let ctr = Arc::new(Ctr {
                 id: rec.id.clone(),
-                wait: watch::channel(WaitState { alive: rec.state.status.is_alive(), exit_code: rec.state.exit_code, ..Default::default() }).0,
+                wait: watch::channel(WaitState {
+                    alive: rec.state.status.is_alive(),
+                    exit_code: rec.state.exit_code,
+                    ..Default::default()
+                })
+                .0,
                 rec: Mutex::new(rec),
                 op: tokio::sync::Mutex::new(()),
                 shim: Mutex::new(None),
                 pending_attach: Mutex::new(Vec::new()),
                 restart_gen: Mutex::new(0),
             });
-            self.inner.ctrs.write().unwrap_or_else(|p| p.into_inner()).insert(ctr.id.clone(), ctr.clone());
+            self.inner
+                .ctrs
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ctr.id.clone(), ctr.clone());
         }
         for ctr in self.all() {
             let rec = ctr.record();
@@ -260,7 +283,11 @@ impl Engine {
                             ctr.set_shim(Some(Arc::new(shim)));
                             let paused = st.status == berth_shim::protocol::Status::Paused;
                             ctr.with_rec(|r| {
-                                r.state.status = if paused { Status::Paused } else { Status::Running };
+                                r.state.status = if paused {
+                                    Status::Paused
+                                } else {
+                                    Status::Running
+                                };
                                 r.state.pid = st.pid as i64;
                             });
                             self.spawn_monitor(ctr.clone());
@@ -269,19 +296,26 @@ impl Engine {
                             // The shim is gone: the exit it recorded, if any, is the truth.
                             let exit = read_exit(&self.shim_dir(&ctr.id));
                             let _g = ctr.op.lock().await;
-                            self.finish_exit(&ctr, exit.map(|e| (e.exit_code as i64, e.exited_at))).await;
+                            self.finish_exit(&ctr, exit.map(|e| (e.exit_code as i64, e.exited_at)))
+                                .await;
                             self.after_exit(ctr.clone(), true).await;
                         }
                     }
                 }
                 Status::Created | Status::Exited => {
                     let policy = restart_policy(&rec);
-                    if policy == "always" && !rec.manually_stopped && rec.state.started_at != clock::ZERO {
+                    if policy == "always"
+                        && !rec.manually_stopped
+                        && rec.state.started_at != clock::ZERO
+                    {
                         let e = self.clone();
                         let c = ctr.clone();
                         tokio::spawn(async move {
                             if let Err(err) = e.start_ctr(&c).await {
-                                tracing::warn!("container {}: restart at daemon start: {err}", c.id);
+                                tracing::warn!(
+                                    "container {}: restart at daemon start: {err}",
+                                    c.id
+                                );
                             }
                         });
                     }
@@ -356,13 +390,19 @@ impl Engine {
             tracing::debug!("container {id}: unmounting its rootfs: {e}");
         }
         let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_dir_all(self.shim_dir(id));
     }
 
     /// Applies the restart policy and `--rm` after an exit.
     pub(crate) async fn after_exit(&self, ctr: Arc<Ctr>, at_boot: bool) {
         let rec = ctr.record();
         let policy = restart_policy(&rec);
-        let max = rec.host_config.restart_policy.as_ref().and_then(|p| p.maximum_retry_count).unwrap_or(0);
+        let max = rec
+            .host_config
+            .restart_policy
+            .as_ref()
+            .and_then(|p| p.maximum_retry_count)
+            .unwrap_or(0);
         let restart = !rec.manually_stopped
             && match policy.as_str() {
                 "always" | "unless-stopped" => true,
@@ -370,7 +410,7 @@ impl Engine {
                 _ => false,
             };
         if restart {
-            let gen = *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner());
             let ran = clock::parse_rfc3339(&rec.state.finished_at).unwrap_or(0)
                 - clock::parse_rfc3339(&rec.state.started_at).unwrap_or(0);
             // Docker's back-off: 100 ms doubling per restart, at most a minute, reset once
@@ -390,7 +430,7 @@ impl Engine {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let _g = ctr.op.lock().await;
-                if *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) != gen
+                if *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) != generation
                     || ctr.record().state.status != Status::Restarting
                 {
                     return;

@@ -61,14 +61,22 @@ impl Event {
         if !any("type", &[self.typ]) || !any("event", &[self.action.as_str(), action_base]) {
             return false;
         }
-        let name = self.attributes.get("name").map(String::as_str).unwrap_or("");
+        let name = self
+            .attributes
+            .get("name")
+            .map(String::as_str)
+            .unwrap_or("");
         let short = self.id.get(..12).unwrap_or(&self.id);
         let ident = [self.id.as_str(), short, name];
         if f.contains("container") && (self.typ != "container" || !any("container", &ident)) {
             return false;
         }
         if f.contains("image") {
-            let img = self.attributes.get("image").map(String::as_str).unwrap_or("");
+            let img = self
+                .attributes
+                .get("image")
+                .map(String::as_str)
+                .unwrap_or("");
             let ok = match self.typ {
                 "image" => any("image", &[self.id.as_str(), name, img]),
                 "container" => any("image", &[img]),
@@ -83,8 +91,11 @@ impl Event {
                 return false;
             }
         }
-        let labels: std::collections::HashMap<String, String> =
-            self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let labels: std::collections::HashMap<String, String> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         f.match_labels("label", &labels)
     }
 }
@@ -97,14 +108,29 @@ pub struct Events {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { ring: Mutex::new(VecDeque::with_capacity(RING)), live: broadcast::channel(RING).0 }
+        Events {
+            ring: Mutex::new(VecDeque::with_capacity(RING)),
+            live: broadcast::channel(RING).0,
+        }
     }
 }
 
 impl Events {
     /// Records and broadcasts an event.
-    pub fn publish(&self, typ: &'static str, action: impl Into<String>, id: impl Into<String>, attributes: BTreeMap<String, String>) {
-        let ev = Event { typ, action: action.into(), id: id.into(), attributes, time_ns: clock::now_ns() };
+    pub fn publish(
+        &self,
+        typ: &'static str,
+        action: impl Into<String>,
+        id: impl Into<String>,
+        attributes: BTreeMap<String, String>,
+    ) {
+        let ev = Event {
+            typ,
+            action: action.into(),
+            id: id.into(),
+            attributes,
+            time_ns: clock::now_ns(),
+        };
         tracing::debug!(typ, action = %ev.action, id = %ev.id, "event");
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() == RING {
@@ -136,7 +162,13 @@ mod tests {
         a.insert("name".to_string(), name.to_string());
         a.insert("image".to_string(), "busybox".to_string());
         a.insert("com.example".to_string(), "x".to_string());
-        Event { typ, action: action.into(), id: "a".repeat(64), attributes: a, time_ns: 5 }
+        Event {
+            typ,
+            action: action.into(),
+            id: "a".repeat(64),
+            attributes: a,
+            time_ns: 5,
+        }
     }
 
     #[test]

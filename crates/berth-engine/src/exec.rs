@@ -33,10 +33,16 @@ impl Engine {
         let ctr = self.lookup(key)?;
         let rec = ctr.record();
         if !rec.state.status.is_alive() {
-            return Err(Error::conflict(format!("container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         if rec.state.status == crate::record::Status::Paused {
-            return Err(Error::conflict(format!("container {} is paused, unpause the container before exec", rec.id)));
+            return Err(Error::conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                rec.id
+            )));
         }
         if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid_parameter("No exec command specified"));
@@ -45,10 +51,23 @@ impl Engine {
             parse_detach_keys(k)?;
         }
         let id = ExecId::generate().as_str().to_string();
-        let exec = Arc::new(Exec { id: id.clone(), container: rec.id.clone(), cfg: cfg.clone(), run: Mutex::new(ExecRun::default()) });
-        self.inner.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), exec);
+        let exec = Arc::new(Exec {
+            id: id.clone(),
+            container: rec.id.clone(),
+            cfg: cfg.clone(),
+            run: Mutex::new(ExecRun::default()),
+        });
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), exec);
         let cmd = cfg.cmd.unwrap_or_default().join(" ");
-        self.container_event(&rec, &format!("exec_create: {cmd}"), &[("execID", id.clone())]);
+        self.container_event(
+            &rec,
+            &format!("exec_create: {cmd}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -63,21 +82,28 @@ impl Engine {
     }
 
     /// `POST /exec/{id}/start`.
-    pub async fn exec_start(&self, id: &str, body: ExecStartConfig) -> Result<Option<Box<dyn Session>>, Error> {
+    pub async fn exec_start(
+        &self,
+        id: &str,
+        body: ExecStartConfig,
+    ) -> Result<Option<Box<dyn Session>>, Error> {
         let exec = self.exec_lookup(id)?;
         {
             let mut run = exec.run.lock().unwrap_or_else(|p| p.into_inner());
             if run.started {
-                return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
+                return Err(Error::conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             run.started = true;
             run.running = true;
         }
         let ctr = self.lookup(&exec.container)?;
         let rec = ctr.record();
-        let shim = ctr.shim().filter(|_| rec.state.status.is_alive()).ok_or_else(|| {
-            Error::conflict(format!("container {} is not running", rec.id))
-        })?;
+        let shim = ctr
+            .shim()
+            .filter(|_| rec.state.status.is_alive())
+            .ok_or_else(|| Error::conflict(format!("container {} is not running", rec.id)))?;
         let tty = body.tty.or(exec.cfg.tty).unwrap_or(false);
         let stdin = exec.cfg.attach_stdin == Some(true) && body.detach != Some(true);
         let process = crate::bundle::exec_process(&self.bundle_dir(&rec.id), &rec, &exec.cfg, tty)?;
@@ -91,13 +117,25 @@ impl Engine {
                 let mut run = exec.run.lock().unwrap_or_else(|p| p.into_inner());
                 run.running = false;
                 let msg = format!("OCI runtime exec failed: {e}");
-                run.exit_code = Some(if msg.contains("not found") || msg.contains("no such file") { 127 } else if msg.contains("permission denied") { 126 } else { 126 });
+                run.exit_code = Some(
+                    if msg.contains("not found") || msg.contains("no such file") {
+                        127
+                    } else if msg.contains("permission denied") {
+                        126
+                    } else {
+                        126
+                    },
+                );
                 return Err(Error::system(msg));
             }
         };
         exec.run.lock().unwrap_or_else(|p| p.into_inner()).pid = pid as i64;
         let cmd = exec.cfg.cmd.clone().unwrap_or_default().join(" ");
-        self.container_event(&rec, &format!("exec_start: {cmd}"), &[("execID", exec.id.clone())]);
+        self.container_event(
+            &rec,
+            &format!("exec_start: {cmd}"),
+            &[("execID", exec.id.clone())],
+        );
         let engine = self.clone();
         let ex = exec.clone();
         let on_end: crate::attach::OnEnd = Box::new(move || {
@@ -117,15 +155,27 @@ impl Engine {
             Some(k) => parse_detach_keys(k)?,
             None => DEFAULT_DETACH.to_vec(),
         };
-        Ok(Some(Box::new(Splice { tty, stdin, detach_keys: keys, source: Source::Ready(stream), on_end: Some(on_end), _hold: Some(ctr) })))
+        Ok(Some(Box::new(Splice {
+            tty,
+            stdin,
+            detach_keys: keys,
+            source: Source::Ready(stream),
+            on_end: Some(on_end),
+            _hold: Some(ctr),
+        })))
     }
 
     async fn exec_finished(&self, exec: &Arc<Exec>) {
-        let Ok(ctr) = self.lookup(&exec.container) else { return };
+        let Ok(ctr) = self.lookup(&exec.container) else {
+            return;
+        };
         let st = match ctr.shim() {
             Some(shim) => {
                 let id = exec.id.clone();
-                tokio::task::spawn_blocking(move || shim.exec_state(&id)).await.ok().and_then(|r| r.ok())
+                tokio::task::spawn_blocking(move || shim.exec_state(&id))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
             }
             None => None,
         };
@@ -145,14 +195,23 @@ impl Engine {
             run.exit_code
         };
         let rec = ctr.record();
-        self.container_event(&rec, "exec_die", &[("execID", exec.id.clone()), ("exitCode", code.unwrap_or(-1).to_string())]);
+        self.container_event(
+            &rec,
+            "exec_die",
+            &[
+                ("execID", exec.id.clone()),
+                ("exitCode", code.unwrap_or(-1).to_string()),
+            ],
+        );
     }
 
     /// `POST /exec/{id}/resize`.
     pub async fn exec_resize(&self, id: &str, h: u16, w: u16) -> Result<(), Error> {
         let exec = self.exec_lookup(id)?;
         let ctr = self.lookup(&exec.container)?;
-        let shim = ctr.shim().ok_or_else(|| Error::conflict(format!("container {} is not running", ctr.id)))?;
+        let shim = ctr
+            .shim()
+            .ok_or_else(|| Error::conflict(format!("container {} is not running", ctr.id)))?;
         let eid = exec.id.clone();
         tokio::task::spawn_blocking(move || shim.exec_resize(&eid, h, w))
             .await
@@ -164,12 +223,17 @@ impl Engine {
     pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse, Error> {
         let exec = self.exec_lookup(id)?;
         // A stream may have ended without the record being refreshed yet: ask the shim.
-        let needs = { let r = exec.run.lock().unwrap_or_else(|p| p.into_inner()); r.running && r.pid != 0 };
+        let needs = {
+            let r = exec.run.lock().unwrap_or_else(|p| p.into_inner());
+            r.running && r.pid != 0
+        };
         if needs {
             if let Ok(ctr) = self.lookup(&exec.container) {
                 if let Some(shim) = ctr.shim() {
                     let eid = exec.id.clone();
-                    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || shim.exec_state(&eid)).await {
+                    if let Ok(Ok(s)) =
+                        tokio::task::spawn_blocking(move || shim.exec_state(&eid)).await
+                    {
                         if !s.running {
                             let mut r = exec.run.lock().unwrap_or_else(|p| p.into_inner());
                             r.running = false;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use berth_api_types::Filters;
 use berth_api_types::models::{
-    ContainerConfig, CreateImageInfo, ImageHistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
-    ImageInspectRootFs, ImagePruneResponse, ImageSummary,
+    ContainerConfig, CreateImageInfo, ImageDeleteResponseItem, ImageHistoryResponseItem,
+    ImageInspect, ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
 use berth_api_types::query;
 use berth_image::{DeleteItem, ImageStore, ImportOptions, InUse};
@@ -49,7 +49,9 @@ impl Images {
             .map_err(|e| Error::system(format!("opening the snapshotter: {e}")))?;
         let _ = content.cleanup_ingest();
         let _ = db.delete_expired_leases();
-        Ok(Images { store: ImageStore::new(db, content, Arc::new(snaps)) })
+        Ok(Images {
+            store: ImageStore::new(db, content, Arc::new(snaps)),
+        })
     }
 
     /// The berth-image store.
@@ -60,7 +62,9 @@ impl Images {
     /// Finds an image by reference or id, with Docker's "No such image" message.
     pub fn resolve(&self, name: &str) -> Result<ResolvedImage, Error> {
         let img = self.store.inspect(name).map_err(|e| match e {
-            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
+            berth_image::Error::NotFound(_) => {
+                Error::not_found(format!("No such image: {}", familiar(name)))
+            }
             other => err(other),
         })?;
         let cfg = img.config.config.clone().unwrap_or_default();
@@ -72,16 +76,21 @@ impl Images {
             working_dir: cfg.working_dir.clone(),
             labels: Some(cfg.labels.clone().into_iter().collect()),
             stop_signal: cfg.stop_signal.clone(),
-            exposed_ports: (!cfg.exposed_ports.is_empty()).then(|| cfg.exposed_ports.keys().cloned().collect()),
+            exposed_ports: (!cfg.exposed_ports.is_empty())
+                .then(|| cfg.exposed_ports.keys().cloned().collect()),
             volumes: (!cfg.volumes.is_empty()).then(|| cfg.volumes.keys().cloned().collect()),
             ..Default::default()
         };
-        Ok(ResolvedImage { id: img.record.id.to_string(), config })
+        Ok(ResolvedImage {
+            id: img.record.id.to_string(),
+            config,
+        })
     }
 
     /// Creates the container's writable snapshot on top of the image.
     pub fn prepare_rootfs(&self, image_id: &str, key: &str, _container: &str) -> Result<(), Error> {
-        let d = Digest::parse(image_id).map_err(|e| Error::invalid_parameter(format!("image id {image_id}: {e}")))?;
+        let d = Digest::parse(image_id)
+            .map_err(|e| Error::invalid_parameter(format!("image id {image_id}: {e}")))?;
         self.store.prepare_rootfs(&d, key).map(|_| ()).map_err(err)
     }
 
@@ -110,7 +119,9 @@ fn familiar(name: &str) -> String {
 }
 
 fn secs(t: &Option<String>) -> i64 {
-    t.as_deref().and_then(clock::parse_rfc3339).map_or(0, |ns| (ns / 1_000_000_000) as i64)
+    t.as_deref()
+        .and_then(clock::parse_rfc3339)
+        .map_or(0, |ns| (ns / 1_000_000_000) as i64)
 }
 
 /// Reads the body stream of a request from blocking code.
@@ -139,17 +150,27 @@ impl Engine {
     fn in_use(&self) -> impl Fn(&Digest) -> Option<InUse> + '_ {
         move |d: &Digest| {
             let id = d.to_string();
-            self.all().iter().map(|c| c.record()).find(|r| r.image == id).map(|r| InUse {
-                container: r.id.clone(),
-                running: r.state.status.is_alive(),
-            })
+            self.all()
+                .iter()
+                .map(|c| c.record())
+                .find(|r| r.image == id)
+                .map(|r| InUse {
+                    container: r.id.clone(),
+                    running: r.state.status.is_alive(),
+                })
         }
     }
 }
 
 impl ImageBackend for Engine {
-    async fn image_list(&self, q: query::ImageList, filters: Filters) -> Result<Vec<ImageSummary>, Error> {
-        filters.check(&["dangling", "label", "before", "since", "reference", "until"]).map_err(Error::invalid_parameter)?;
+    async fn image_list(
+        &self,
+        q: query::ImageList,
+        filters: Filters,
+    ) -> Result<Vec<ImageSummary>, Error> {
+        filters
+            .check(&["dangling", "label", "before", "since", "reference", "until"])
+            .map_err(Error::invalid_parameter)?;
         let list = self.inner.images.store().list().map_err(err)?;
         let mut out = Vec::new();
         for s in list {
@@ -165,17 +186,29 @@ impl ImageBackend for Engine {
                 }
             }
             if !filters.get("reference").is_empty()
-                && !filters.get("reference").iter().any(|p| tags.iter().any(|t| ref_matches(t, p)))
+                && !filters
+                    .get("reference")
+                    .iter()
+                    .any(|p| tags.iter().any(|t| ref_matches(t, p)))
             {
                 continue;
             }
             if !q.all && tags.is_empty() && digests.is_empty() {
                 continue;
             }
-            let containers = self.all().iter().filter(|c| c.record().image == s.record.id.to_string()).count() as i64;
+            let containers = self
+                .all()
+                .iter()
+                .filter(|c| c.record().image == s.record.id.to_string())
+                .count() as i64;
             out.push(ImageSummary {
                 id: s.record.id.to_string(),
-                parent_id: s.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                parent_id: s
+                    .record
+                    .parent
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 repo_tags: tags,
                 repo_digests: digests,
                 created: secs(&s.record.created),
@@ -191,17 +224,33 @@ impl ImageBackend for Engine {
     }
 
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, Error> {
-        let img = self.inner.images.store().inspect(name).map_err(|e| match e {
-            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
-            other => err(other),
-        })?;
-        let cfg = self.inner.images.resolve(&img.record.id.to_string())?.config;
+        let img = self
+            .inner
+            .images
+            .store()
+            .inspect(name)
+            .map_err(|e| match e {
+                berth_image::Error::NotFound(_) => {
+                    Error::not_found(format!("No such image: {}", familiar(name)))
+                }
+                other => err(other),
+            })?;
+        let cfg = self
+            .inner
+            .images
+            .resolve(&img.record.id.to_string())?
+            .config;
         Ok(ImageInspect {
             id: Some(img.record.id.to_string()),
             repo_tags: Some(img.repo_tags.iter().map(|r| r.familiar()).collect()),
             repo_digests: Some(img.repo_digests.iter().map(|r| r.familiar()).collect()),
-            parent: Some(img.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()),
-            comment: Some(img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default()),
+            comment: Some(
+                img.config
+                    .history
+                    .last()
+                    .and_then(|h| h.comment.clone())
+                    .unwrap_or_default(),
+            ),
             created: img.record.created.clone(),
             author: img.config.author.clone(),
             config: Some(berth_api_types::models::ImageConfig {
@@ -256,7 +305,9 @@ impl ImageBackend for Engine {
             Some(t) => format!("{repo}:{t}"),
             None => repo.to_string(),
         };
-        let r = Reference::parse_normalized(&target).map_err(|e| Error::invalid_parameter(format!("invalid reference format: {target}: {e}")))?;
+        let r = Reference::parse_normalized(&target).map_err(|e| {
+            Error::invalid_parameter(format!("invalid reference format: {target}: {e}"))
+        })?;
         self.inner.images.store().tag(name, &r).map_err(err)?;
         let id = self.inner.images.resolve(name)?.id;
         let mut attrs = std::collections::BTreeMap::new();
@@ -265,23 +316,45 @@ impl ImageBackend for Engine {
         Ok(())
     }
 
-    async fn image_remove(&self, name: &str, force: bool, _noprune: bool) -> Result<Vec<ImageDeleteResponseItem>, Error> {
-        let items = self.inner.images.store().remove(name, force, &self.in_use()).map_err(|e| match e {
-            berth_image::Error::NotFound(_) => Error::not_found(format!("No such image: {}", familiar(name))),
-            other => err(other),
-        })?;
+    async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        _noprune: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, Error> {
+        let items = self
+            .inner
+            .images
+            .store()
+            .remove(name, force, &self.in_use())
+            .map_err(|e| match e {
+                berth_image::Error::NotFound(_) => {
+                    Error::not_found(format!("No such image: {}", familiar(name)))
+                }
+                other => err(other),
+            })?;
         let mut out = Vec::new();
         for it in items {
             match it {
                 DeleteItem::Untagged(r) => {
                     let mut attrs = std::collections::BTreeMap::new();
                     attrs.insert("name".to_string(), r.clone());
-                    self.inner.events.publish("image", "untag", r.clone(), attrs);
-                    out.push(ImageDeleteResponseItem { untagged: Some(r), deleted: None });
+                    self.inner
+                        .events
+                        .publish("image", "untag", r.clone(), attrs);
+                    out.push(ImageDeleteResponseItem {
+                        untagged: Some(r),
+                        deleted: None,
+                    });
                 }
                 DeleteItem::Deleted(d) => {
-                    self.inner.events.publish("image", "delete", d.to_string(), Default::default());
-                    out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(d.to_string()) });
+                    self.inner
+                        .events
+                        .publish("image", "delete", d.to_string(), Default::default());
+                    out.push(ImageDeleteResponseItem {
+                        untagged: None,
+                        deleted: Some(d.to_string()),
+                    });
                 }
             }
         }
@@ -299,44 +372,77 @@ impl ImageBackend for Engine {
         )))
     }
 
-    async fn image_import(&self, o: berth_server::backend::ImportOptions, body: ByteStream) -> Result<ItemStream<CreateImageInfo>, Error> {
+    async fn image_import(
+        &self,
+        o: berth_server::backend::ImportOptions,
+        body: ByteStream,
+    ) -> Result<ItemStream<CreateImageInfo>, Error> {
         let reference = match o.repo.filter(|r| !r.is_empty()) {
             Some(repo) => {
                 let full = match o.tag.filter(|t| !t.is_empty()) {
                     Some(t) => format!("{repo}:{t}"),
                     None => repo,
                 };
-                Some(Reference::parse_normalized(&full).map_err(|e| Error::invalid_parameter(format!("invalid reference format: {full}: {e}")))?)
+                Some(Reference::parse_normalized(&full).map_err(|e| {
+                    Error::invalid_parameter(format!("invalid reference format: {full}: {e}"))
+                })?)
             }
             None => None,
         };
-        let opts = ImportOptions { reference, changes: o.changes, message: o.message.filter(|m| !m.is_empty()), ..Default::default() };
+        let opts = ImportOptions {
+            reference,
+            changes: o.changes,
+            message: o.message.filter(|m| !m.is_empty()),
+            ..Default::default()
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
         let mut body = body;
         tokio::spawn(async move {
             while let Some(chunk) = body.next().await {
                 let tx = tx.clone();
-                if tokio::task::spawn_blocking(move || tx.send(chunk)).await.map(|r| r.is_err()).unwrap_or(true) {
+                if tokio::task::spawn_blocking(move || tx.send(chunk))
+                    .await
+                    .map(|r| r.is_err())
+                    .unwrap_or(true)
+                {
                     return;
                 }
             }
         });
         let engine = self.clone();
         let img = tokio::task::spawn_blocking(move || {
-            engine.inner.images.store().import(BodyReader { rx, cur: bytes::Bytes::new() }, &opts)
+            engine.inner.images.store().import(
+                BodyReader {
+                    rx,
+                    cur: bytes::Bytes::new(),
+                },
+                &opts,
+            )
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?
         .map_err(err)?;
         let id = img.record.id.to_string();
-        self.inner.events.publish("image", "import", id.clone(), Default::default());
-        let info = CreateImageInfo { status: Some(id), ..Default::default() };
-        Ok(Box::pin(futures_util::stream::once(async move { Ok(info) })))
+        self.inner
+            .events
+            .publish("image", "import", id.clone(), Default::default());
+        let info = CreateImageInfo {
+            status: Some(id),
+            ..Default::default()
+        };
+        Ok(Box::pin(futures_util::stream::once(
+            async move { Ok(info) },
+        )))
     }
 
     async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse, Error> {
-        filters.check(&["dangling", "label", "until"]).map_err(Error::invalid_parameter)?;
-        let all = filters.get("dangling").first().is_some_and(|d| d == "false");
+        filters
+            .check(&["dangling", "label", "until"])
+            .map_err(Error::invalid_parameter)?;
+        let all = filters
+            .get("dangling")
+            .first()
+            .is_some_and(|d| d == "false");
         let mut deleted = Vec::new();
         let mut reclaimed = 0i64;
         for s in self.inner.images.store().list().map_err(err)? {
@@ -351,13 +457,22 @@ impl ImageBackend for Engine {
                 reclaimed += s.record.size as i64;
                 for it in items {
                     deleted.push(match it {
-                        DeleteItem::Untagged(r) => ImageDeleteResponseItem { untagged: Some(r), deleted: None },
-                        DeleteItem::Deleted(d) => ImageDeleteResponseItem { untagged: None, deleted: Some(d.to_string()) },
+                        DeleteItem::Untagged(r) => ImageDeleteResponseItem {
+                            untagged: Some(r),
+                            deleted: None,
+                        },
+                        DeleteItem::Deleted(d) => ImageDeleteResponseItem {
+                            untagged: None,
+                            deleted: Some(d.to_string()),
+                        },
                     });
                 }
             }
         }
-        Ok(ImagePruneResponse { images_deleted: Some(deleted), space_reclaimed: Some(reclaimed) })
+        Ok(ImagePruneResponse {
+            images_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed),
+        })
     }
 }
 
@@ -366,7 +481,9 @@ fn ref_matches(tag: &str, pattern: &str) -> bool {
     fn glob(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+            (Some(b'*'), _) => {
+                glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..]))
+            }
             (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
             _ => false,
         }

@@ -18,7 +18,11 @@ use crate::record::{Record, State, Status};
 
 impl Engine {
     /// `POST /containers/create`.
-    pub async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> Result<ContainerCreateResponse, Error> {
+    pub async fn create(
+        &self,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse, Error> {
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 berth_types::validate_container_name(&n)
@@ -27,9 +31,11 @@ impl Engine {
             }
             None => self.unused_name(),
         };
-        let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
-            Error::invalid_parameter("config.Image: an image is required")
-        })?;
+        let image_name = body
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::invalid_parameter("config.Image: an image is required"))?;
         let image = self.inner.images.resolve(&image_name)?;
         let host_config = body.host_config.clone().unwrap_or_default();
         let warnings = Vec::new();
@@ -54,7 +60,10 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             snapshot_key: format!("container-{id}"),
-            log_path: data_dir.join(format!("{id}-json.log")).display().to_string(),
+            log_path: data_dir
+                .join(format!("{id}-json.log"))
+                .display()
+                .to_string(),
             hostname_path: data_dir.join("hostname").display().to_string(),
             hosts_path: data_dir.join("hosts").display().to_string(),
             resolv_conf_path: data_dir.join("resolv.conf").display().to_string(),
@@ -64,9 +73,13 @@ impl Engine {
         // Everything the spec builder refuses is refused now, before anything exists.
         self.check_create(&rec)?;
         let data = serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
-        let cr = berth_store::db::ContainerRecord { id: id.clone(), name: name.clone(), data };
+        let cr = berth_store::db::ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            data,
+        };
         self.inner.db.write(|tx| tx.create_container(&cr)).map_err(|e: berth_store::Error| {
-            if e.is_conflict() {
+            if matches!(e, berth_store::Error::NameInUse { .. }) {
                 let other = self.inner.db.read(|tx| tx.container_by_name(&name)).ok().flatten().unwrap_or_default();
                 Error::conflict(format!(
                     "Conflict. The container name \"{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
@@ -81,7 +94,10 @@ impl Engine {
             let _ = self.inner.db.write(|tx| tx.delete_container(&id));
             e
         };
-        self.inner.images.prepare_rootfs(&image.id, &rec.snapshot_key, &id).map_err(undo)?;
+        self.inner
+            .images
+            .prepare_rootfs(&image.id, &rec.snapshot_key, &id)
+            .map_err(undo)?;
         crate::bundle::write_etc_files(&rec).map_err(undo)?;
         let ctr = Arc::new(Ctr {
             id: id.clone(),
@@ -92,7 +108,11 @@ impl Engine {
             pending_attach: Mutex::new(Vec::new()),
             restart_gen: Mutex::new(0),
         });
-        self.inner.ctrs.write().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), ctr);
+        self.inner
+            .ctrs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), ctr);
         self.container_event(&rec, "create", &[]);
         Ok(ContainerCreateResponse { id, warnings })
     }
@@ -114,18 +134,34 @@ impl Engine {
     }
 
     pub(crate) async fn start_ctr(&self, ctr: &Arc<Ctr>) -> Result<bool, Error> {
-        let _g = ctr.op.lock().await;
-        let st = ctr.record().state.status;
-        match st {
-            Status::Running | Status::Paused => return Ok(false),
-            Status::Removing | Status::Dead => {
-                return Err(Error::conflict(format!("container {} is marked for removal and cannot be started", ctr.id)));
+        let res = {
+            let _g = ctr.op.lock().await;
+            let st = ctr.record().state.status;
+            match st {
+                Status::Running | Status::Paused => return Ok(false),
+                Status::Removing | Status::Dead => {
+                    return Err(Error::conflict(format!(
+                        "container {} is marked for removal and cannot be started",
+                        ctr.id
+                    )));
+                }
+                _ => {}
             }
-            _ => {}
+            *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            ctr.with_rec(|r| r.manually_stopped = false);
+            self.start_locked(ctr).await
+        };
+        // A `--rm` container that cannot start is removed, as Docker does (clients wait
+        // for its removal).
+        if res.is_err() && ctr.record().host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove_ctr(ctr, true, false).await {
+                tracing::warn!(
+                    "container {}: auto-remove after a failed start: {e}",
+                    ctr.id
+                );
+            }
         }
-        *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        ctr.with_rec(|r| r.manually_stopped = false);
-        self.start_locked(ctr).await.map(|()| true)
+        res.map(|()| true)
     }
 
     /// Starts the container; the caller holds its lifecycle lock.
@@ -136,15 +172,28 @@ impl Engine {
         let fail = |e: Error, code: i64| {
             self.teardown_files(&ctr.id);
             let rec = ctr.with_rec(|r| {
-                r.state.status = if r.state.started_at == clock::ZERO { Status::Created } else { Status::Exited };
+                r.state.status = if r.state.started_at == clock::ZERO {
+                    Status::Created
+                } else {
+                    Status::Exited
+                };
                 r.state.error = e.message().to_string();
                 r.state.exit_code = code;
                 r.clone()
             });
             let _ = self.persist(&rec);
-            for p in ctr.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            for p in ctr
+                .pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+            {
                 drop(p);
             }
+            ctr.notify(|w| {
+                w.exits += 1;
+                w.exit_code = code;
+            });
             e
         };
         let prep = {
@@ -159,7 +208,12 @@ impl Engine {
             Err(e) => return Err(fail(Error::internal(e.to_string()), 128)),
         }
         let tty = rec.config.tty == Some(true);
-        let mut args = ShimArgs::new(ctr.id.clone(), bundle.clone(), shim_dir.clone(), self.inner.cfg.runtime.clone());
+        let mut args = ShimArgs::new(
+            ctr.id.clone(),
+            bundle.clone(),
+            shim_dir.clone(),
+            self.inner.cfg.runtime.clone(),
+        );
         args.runtime_root = Some(self.inner.cfg.exec_root.join("runtime"));
         args.tty = tty;
         args.stdin = rec.config.open_stdin == Some(true);
@@ -180,14 +234,24 @@ impl Engine {
         let shim = match spawned {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                let msg = format!("failed to create task for container: OCI runtime create failed: {e}");
+                let msg =
+                    format!("failed to create task for container: OCI runtime create failed: {e}");
                 let code = exit_code_for(&msg);
-                let err = if code == 128 { Error::system(msg) } else { Error::invalid_parameter(msg) };
+                let err = if code == 128 {
+                    Error::system(msg)
+                } else {
+                    Error::invalid_parameter(msg)
+                };
                 return Err(fail(err, code));
             }
         };
         // Attach streams opened before start see everything from the first byte.
-        let pending: Vec<_> = ctr.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        let pending: Vec<_> = ctr
+            .pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         for p in pending {
             let s = shim.clone();
             let (i, o, e) = (p.stdin, p.stdout, p.stderr);
@@ -228,12 +292,22 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`; `Ok(false)` if it was not running.
-    pub async fn stop(&self, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<bool, Error> {
+    pub async fn stop(
+        &self,
+        key: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<bool, Error> {
         let ctr = self.lookup(key)?;
         self.stop_ctr(&ctr, signal, timeout).await
     }
 
-    pub(crate) async fn stop_ctr(&self, ctr: &Arc<Ctr>, signal: Option<String>, timeout: Option<i64>) -> Result<bool, Error> {
+    pub(crate) async fn stop_ctr(
+        &self,
+        ctr: &Arc<Ctr>,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<bool, Error> {
         *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let rec = ctr.with_rec(|r| {
             r.manually_stopped = true;
@@ -269,7 +343,10 @@ impl Engine {
             async move { rx.wait_for(|w| w.exits != exits || !w.alive).await.is_ok() }
         };
         if timeout >= 0 {
-            if tokio::time::timeout(Duration::from_secs(timeout as u64), exited(&mut rx)).await.is_ok() {
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), exited(&mut rx))
+                .await
+                .is_ok()
+            {
                 return Ok(true);
             }
         } else {
@@ -279,14 +356,25 @@ impl Engine {
         if let Some(shim) = ctr.shim() {
             let _ = tokio::task::spawn_blocking(move || shim.kill(libc::SIGKILL, true)).await;
         }
-        if tokio::time::timeout(Duration::from_secs(30), exited(&mut rx)).await.is_err() {
-            return Err(Error::system(format!("container {} did not exit within 30 s of SIGKILL", ctr.id)));
+        if tokio::time::timeout(Duration::from_secs(30), exited(&mut rx))
+            .await
+            .is_err()
+        {
+            return Err(Error::system(format!(
+                "container {} did not exit within 30 s of SIGKILL",
+                ctr.id
+            )));
         }
         Ok(true)
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn restart(&self, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<(), Error> {
+    pub async fn restart(
+        &self,
+        key: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
         let ctr = self.lookup(key)?;
         self.stop_ctr(&ctr, signal, timeout).await?;
         self.start_ctr(&ctr).await?;
@@ -334,17 +422,43 @@ impl Engine {
         let rec = ctr.record();
         match (rec.state.status, pause) {
             (Status::Running, true) | (Status::Paused, false) => {}
-            (Status::Paused, true) => return Err(Error::conflict(format!("container {} is already paused", rec.id))),
-            (Status::Running, false) => return Err(Error::conflict(format!("container {} is not paused", rec.id))),
-            _ => return Err(Error::conflict(format!("container {} is not running", rec.id))),
+            (Status::Paused, true) => {
+                return Err(Error::conflict(format!(
+                    "container {} is already paused",
+                    rec.id
+                )));
+            }
+            (Status::Running, false) => {
+                return Err(Error::conflict(format!(
+                    "container {} is not paused",
+                    rec.id
+                )));
+            }
+            _ => {
+                return Err(Error::conflict(format!(
+                    "container {} is not running",
+                    rec.id
+                )));
+            }
         }
-        let shim = ctr.shim().ok_or_else(|| Error::conflict(format!("container {} is not running", rec.id)))?;
+        let shim = ctr
+            .shim()
+            .ok_or_else(|| Error::conflict(format!("container {} is not running", rec.id)))?;
         tokio::task::spawn_blocking(move || if pause { shim.pause() } else { shim.resume() })
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| Error::system(format!("cannot {} container {key}: {e}", if pause { "pause" } else { "unpause" })))?;
+            .map_err(|e| {
+                Error::system(format!(
+                    "cannot {} container {key}: {e}",
+                    if pause { "pause" } else { "unpause" }
+                ))
+            })?;
         let rec = ctr.with_rec(|r| {
-            r.state.status = if pause { Status::Paused } else { Status::Running };
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
             r.clone()
         });
         self.persist(&rec)?;
@@ -354,11 +468,22 @@ impl Engine {
 
     /// `POST /containers/{id}/wait`: registered at once; the returned future resolves when
     /// the condition is met.
-    pub fn wait(&self, key: &str, condition: Option<String>) -> Result<impl std::future::Future<Output = Result<ContainerWaitResponse, Error>> + Send + 'static, Error> {
+    pub fn wait(
+        &self,
+        key: &str,
+        condition: Option<String>,
+    ) -> Result<
+        impl std::future::Future<Output = Result<ContainerWaitResponse, Error>> + Send + 'static,
+        Error,
+    > {
         let ctr = self.lookup(key)?;
-        let cond = condition.filter(|c| !c.is_empty()).unwrap_or_else(|| "not-running".into());
+        let cond = condition
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "not-running".into());
         if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed") {
-            return Err(Error::invalid_parameter(format!("invalid condition: \"{cond}\"")));
+            return Err(Error::invalid_parameter(format!(
+                "invalid condition: \"{cond}\""
+            )));
         }
         let mut rx = ctr.wait.subscribe();
         let start = rx.borrow().clone();
@@ -367,13 +492,20 @@ impl Engine {
             let done = |w: &WaitState| match cond.as_str() {
                 "removed" => w.removed,
                 "next-exit" => w.exits != start.exits || w.removed,
-                _ => !w.alive && !matches!(status, Status::Restarting) || w.exits != start.exits || w.removed,
+                _ => {
+                    !w.alive && !matches!(status, Status::Restarting)
+                        || w.exits != start.exits
+                        || w.removed
+                }
             };
             let code = match rx.wait_for(done).await {
                 Ok(w) => w.exit_code,
                 Err(_) => start.exit_code,
             };
-            Ok(ContainerWaitResponse { status_code: code, error: None })
+            Ok(ContainerWaitResponse {
+                status_code: code,
+                error: None,
+            })
         })
     }
 
@@ -383,7 +515,12 @@ impl Engine {
         self.remove_ctr(&ctr, force, volumes).await
     }
 
-    pub(crate) async fn remove_ctr(&self, ctr: &Arc<Ctr>, force: bool, _volumes: bool) -> Result<(), Error> {
+    pub(crate) async fn remove_ctr(
+        &self,
+        ctr: &Arc<Ctr>,
+        force: bool,
+        _volumes: bool,
+    ) -> Result<(), Error> {
         let rec = ctr.record();
         if rec.state.status.is_alive() {
             if !force {
@@ -397,7 +534,10 @@ impl Engine {
         *ctr.restart_gen.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let _g = ctr.op.lock().await;
         if ctr.record().state.status.is_alive() {
-            return Err(Error::conflict(format!("container {} started again while being removed", rec.id)));
+            return Err(Error::conflict(format!(
+                "container {} started again while being removed",
+                rec.id
+            )));
         }
         ctr.with_rec(|r| r.state.status = Status::Removing);
         if let Some(shim) = ctr.shim() {
@@ -420,7 +560,9 @@ impl Engine {
                 .inner
                 .db
                 .write(|tx| tx.delete_container(&id))
-                .map_err(|e: berth_store::Error| Error::system(format!("removing container {id}: {e}")))?;
+                .map_err(|e: berth_store::Error| {
+                    Error::system(format!("removing container {id}: {e}"))
+                })?;
             Ok(())
         })
         .await
@@ -434,8 +576,16 @@ impl Engine {
             let _ = self.persist(&rec);
             return Err(e);
         }
-        self.inner.ctrs.write().unwrap_or_else(|p| p.into_inner()).remove(&ctr.id);
-        self.inner.execs.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| e.container != ctr.id);
+        self.inner
+            .ctrs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ctr.id);
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container != ctr.id);
         self.container_event(&rec, "destroy", &[]);
         ctr.notify(|w| w.removed = true);
         Ok(())
@@ -444,14 +594,17 @@ impl Engine {
     /// `POST /containers/{id}/rename`.
     pub async fn rename(&self, key: &str, new: &str) -> Result<(), Error> {
         let ctr = self.lookup(key)?;
-        berth_types::validate_container_name(new).map_err(|e| Error::invalid_parameter(e.to_string()))?;
+        berth_types::validate_container_name(new)
+            .map_err(|e| Error::invalid_parameter(e.to_string()))?;
         let new_name = format!("/{}", new.trim_start_matches('/'));
         let old = ctr.record().name;
         if old == new_name {
-            return Err(Error::invalid_parameter("Renaming a container with the same name as its current name"));
+            return Err(Error::invalid_parameter(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         self.inner.db.write(|tx| tx.rename_container(&ctr.id, &new_name)).map_err(|e: berth_store::Error| {
-            if e.is_conflict() {
+            if matches!(e, berth_store::Error::NameInUse { .. }) {
                 Error::conflict(format!("Conflict. The container name \"{new_name}\" is already in use. You have to remove (or rename) that container to be able to reuse that name."))
             } else {
                 Error::system(format!("renaming container {old}: {e}"))
@@ -489,9 +642,17 @@ impl Engine {
     }
 
     /// `POST /containers/prune`: removes stopped containers.
-    pub async fn prune(&self, filters: &berth_api_types::Filters) -> Result<(Vec<String>, i64), Error> {
-        filters.check(&["label", "label!", "until"]).map_err(Error::invalid_parameter)?;
-        let until = filters.get("until").first().and_then(|u| clock::parse_timestamp(u, clock::now_ns()));
+    pub async fn prune(
+        &self,
+        filters: &berth_api_types::Filters,
+    ) -> Result<(Vec<String>, i64), Error> {
+        filters
+            .check(&["label", "label!", "until"])
+            .map_err(Error::invalid_parameter)?;
+        let until = filters
+            .get("until")
+            .first()
+            .and_then(|u| clock::parse_timestamp(u, clock::now_ns()));
         let mut deleted = Vec::new();
         for ctr in self.all() {
             let rec = ctr.record();
@@ -539,7 +700,11 @@ fn exit_code_for(msg: &str) -> i64 {
 pub(crate) fn parse_signal(s: &str) -> Result<i32, Error> {
     let bad = || Error::invalid_parameter(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);

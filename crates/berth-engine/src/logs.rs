@@ -34,7 +34,11 @@ fn encode(e: &Entry, opts: &LogsOptions) -> Option<LogEntry> {
     if opts.since_ns.is_some_and(|s| ns < s) || opts.until_ns.is_some_and(|u| ns > u) {
         return None;
     }
-    Some(LogEntry { stream, time_ns: ns, data: Bytes::copy_from_slice(e.log.as_bytes()) })
+    Some(LogEntry {
+        stream,
+        time_ns: ns,
+        data: Bytes::copy_from_slice(e.log.as_bytes()),
+    })
 }
 
 /// The log's files, oldest first: `<log>.N`, …, `<log>.1`, `<log>`.
@@ -45,7 +49,11 @@ fn files(path: &Path) -> Vec<PathBuf> {
             for ent in rd.flatten() {
                 let n = ent.file_name();
                 let Some(n) = n.to_str() else { continue };
-                if let Some(k) = n.strip_prefix(name).and_then(|r| r.strip_prefix('.')).and_then(|k| k.parse().ok()) {
+                if let Some(k) = n
+                    .strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .and_then(|k| k.parse().ok())
+                {
                     rotated.push((k, ent.path()));
                 }
             }
@@ -58,7 +66,11 @@ fn files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Streams the log as the API returns it.
-pub(crate) fn stream(path: PathBuf, opts: LogsOptions, wait: watch::Receiver<WaitState>) -> ItemStream<LogEntry> {
+pub(crate) fn stream(
+    path: PathBuf,
+    opts: LogsOptions,
+    wait: watch::Receiver<WaitState>,
+) -> ItemStream<LogEntry> {
     let (tx, rx) = mpsc::channel::<LogEntry>(64);
     std::thread::Builder::new()
         .name("logs".into())
@@ -73,7 +85,12 @@ pub(crate) fn stream(path: PathBuf, opts: LogsOptions, wait: watch::Receiver<Wai
     }))
 }
 
-fn pump(path: &Path, opts: &LogsOptions, wait: watch::Receiver<WaitState>, tx: &mpsc::Sender<LogEntry>) -> std::io::Result<()> {
+fn pump(
+    path: &Path,
+    opts: &LogsOptions,
+    wait: watch::Receiver<WaitState>,
+    tx: &mpsc::Sender<LogEntry>,
+) -> std::io::Result<()> {
     let send = |v: LogEntry| tx.blocking_send(v).is_ok();
     // Past lines (with tail applied), then the live file from where they ended.
     let mut tail: VecDeque<LogEntry> = VecDeque::new();
@@ -98,7 +115,9 @@ fn pump(path: &Path, opts: &LogsOptions, wait: watch::Receiver<WaitState>, tx: &
                 break;
             }
             pos += n as u64;
-            let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+            let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+                continue;
+            };
             if let Some(b) = encode(&e, opts) {
                 match limit {
                     Some(0) => {}
@@ -171,7 +190,10 @@ fn pump(path: &Path, opts: &LogsOptions, wait: watch::Receiver<WaitState>, tx: &
                 continue;
             }
         }
-        let alive = { let w = wait.borrow(); w.alive && !w.removed };
+        let alive = {
+            let w = wait.borrow();
+            w.alive && !w.removed
+        };
         if !alive && !got {
             // The shim flushes the log before it reports the exit; one more pass suffices.
             idle_after_exit += 1;
@@ -193,17 +215,42 @@ mod tests {
     fn rotated_files_come_oldest_first() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x-json.log");
-        for n in ["x-json.log", "x-json.log.1", "x-json.log.2", "x-json.log.10", "other"] {
+        for n in [
+            "x-json.log",
+            "x-json.log.1",
+            "x-json.log.2",
+            "x-json.log.10",
+            "other",
+        ] {
             std::fs::write(d.path().join(n), "").unwrap();
         }
-        let names: Vec<String> = files(&p).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["x-json.log.10", "x-json.log.2", "x-json.log.1", "x-json.log"]);
+        let names: Vec<String> = files(&p)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x-json.log.10",
+                "x-json.log.2",
+                "x-json.log.1",
+                "x-json.log"
+            ]
+        );
     }
 
     #[test]
     fn entries_and_filters() {
-        let e = Entry { log: "hi\n".into(), stream: "stderr".into(), time: "2025-01-01T00:00:00.5Z".into() };
-        let mut o = LogsOptions { stdout: true, stderr: true, ..Default::default() };
+        let e = Entry {
+            log: "hi\n".into(),
+            stream: "stderr".into(),
+            time: "2025-01-01T00:00:00.5Z".into(),
+        };
+        let mut o = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
         let got = encode(&e, &o).unwrap();
         assert_eq!(&got.data[..], b"hi\n");
         assert!(matches!(got.stream, LogStream::Stderr));

@@ -146,7 +146,9 @@ impl Record {
     /// `docker ps`'s STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, ...
     pub fn status_text(&self, now_ns: i128) -> String {
         let since = |t: &str| {
-            clock::parse_rfc3339(t).map(|ns| human_duration(now_ns - ns)).unwrap_or_default()
+            clock::parse_rfc3339(t)
+                .map(|ns| human_duration(now_ns - ns))
+                .unwrap_or_default()
         };
         match self.state.status {
             Status::Created => "Created".into(),
@@ -200,7 +202,11 @@ impl Record {
             status: Some(self.status_text(now_ns)),
             mounts: Some(self.mounts.clone()),
             host_config: Some(berth_api_types::models::ContainerSummaryHostConfig {
-                network_mode: self.host_config.network_mode.clone().or(Some("none".into())),
+                network_mode: self
+                    .host_config
+                    .network_mode
+                    .clone()
+                    .or(Some("none".into())),
                 ..Default::default()
             }),
             ..Default::default()

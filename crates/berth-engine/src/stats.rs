@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use berth_runtime::cgroups::Cgroup;
 use berth_api_types::models::ContainerStatsResponse;
+use berth_runtime::cgroups::Cgroup;
 use berth_server::backend::ItemStream;
 use berth_types::Error;
 use serde_json::{Value, json};
@@ -18,7 +18,8 @@ pub fn cgroup_path(id: &str) -> String {
 }
 
 fn cgroup(id: &str) -> Result<Cgroup, Error> {
-    Cgroup::new(Some(&cgroup_path(id)), id).map_err(|e| Error::system(format!("cgroup of container {id}: {e}")))
+    Cgroup::new(Some(&cgroup_path(id)), id)
+        .map_err(|e| Error::system(format!("cgroup of container {id}: {e}")))
 }
 
 /// Whether the kernel's OOM killer killed a process of the container (read before the
@@ -27,12 +28,24 @@ pub fn oom_killed(id: &str) -> bool {
     let Ok(cg) = cgroup(id) else { return false };
     if let Some(d) = cg.v1_dir("memory") {
         if let Ok(t) = std::fs::read_to_string(d.join("memory.oom_control")) {
-            return t.lines().any(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0) > 0);
+            return t.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > 0
+            });
         }
     }
     cg.dirs().any(|d| {
         std::fs::read_to_string(d.join("memory.events"))
-            .map(|t| t.lines().any(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0) > 0))
+            .map(|t| {
+                t.lines().any(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                        > 0
+                })
+            })
             .unwrap_or(false)
     })
 }
@@ -54,7 +67,12 @@ fn system_cpu_ns() -> u64 {
         .ok()
         .and_then(|t| {
             let l = t.lines().next()?.strip_prefix("cpu ")?.to_string();
-            Some(l.split_whitespace().take(8).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>())
+            Some(
+                l.split_whitespace()
+                    .take(8)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum::<u64>(),
+            )
         })
         .map_or(0, |ticks| ticks * (1_000_000_000 / tck))
 }
@@ -65,14 +83,18 @@ fn online_cpus() -> u64 {
 
 /// One sample in Docker's `cpu_stats` + `memory_stats` + `pids_stats` shape.
 fn sample(id: &str) -> Result<Value, Error> {
-    let st = cgroup(id)?.stats().map_err(|e| Error::system(format!("stats of container {id}: {e}")))?;
+    let st = cgroup(id)?
+        .stats()
+        .map_err(|e| Error::system(format!("stats of container {id}: {e}")))?;
     let mut limit = st.memory.usage.limit;
     let total = host_mem_total();
     if limit == 0 || limit > total {
         limit = total;
     }
     let blk = |v: &Vec<berth_runtime::cgroups::stats::BlkioEntry>| {
-        v.iter().map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value})).collect::<Vec<_>>()
+        v.iter()
+            .map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value}))
+            .collect::<Vec<_>>()
     };
     Ok(json!({
         "cpu_stats": {
@@ -109,7 +131,13 @@ fn empty_cpu() -> Value {
     json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}})
 }
 
-fn document(rec: &Record, cur: Option<Value>, pre: Option<&Value>, read: &str, preread: &str) -> Value {
+fn document(
+    rec: &Record,
+    cur: Option<Value>,
+    pre: Option<&Value>,
+    read: &str,
+    preread: &str,
+) -> Value {
     let cur = cur.unwrap_or_else(|| json!({"cpu_stats": empty_cpu(), "memory_stats": {}, "pids_stats": {}, "blkio_stats": {}}));
     json!({
         "id": rec.id,
@@ -127,7 +155,11 @@ fn document(rec: &Record, cur: Option<Value>, pre: Option<&Value>, read: &str, p
 }
 
 /// `GET /containers/{id}/stats`.
-pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: bool, one_shot: bool) -> ItemStream<ContainerStatsResponse> {
+pub(crate) fn stream(
+    get: impl Fn() -> Option<Record> + Send + 'static,
+    stream: bool,
+    one_shot: bool,
+) -> ItemStream<ContainerStatsResponse> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<ContainerStatsResponse, Error>>(4);
     std::thread::Builder::new()
         .name("stats".into())
@@ -139,7 +171,11 @@ pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: 
                 let Some(rec) = get() else { return };
                 let alive = rec.state.status.is_alive();
                 let cur = if alive { sample(&rec.id).ok() } else { None };
-                let read = if alive { clock::now_rfc3339() } else { clock::ZERO.to_string() };
+                let read = if alive {
+                    clock::now_rfc3339()
+                } else {
+                    clock::ZERO.to_string()
+                };
                 // A one-off answer without one-shot carries a previous sample, as Docker's.
                 if !stream && !one_shot && first && alive {
                     first = false;
@@ -161,13 +197,24 @@ pub(crate) fn stream(get: impl Fn() -> Option<Record> + Send + 'static, stream: 
             }
         })
         .ok();
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }))
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    }))
 }
 
 /// `GET /containers/{id}/top`: `ps` on the host, keeping the container's processes.
-pub(crate) fn top(id: &str, ps_args: Option<&str>) -> Result<(Vec<String>, Vec<Vec<String>>), Error> {
-    let pids = cgroup(id)?.pids().map_err(|e| Error::system(format!("processes of container {id}: {e}")))?;
-    let args: Vec<&str> = ps_args.filter(|a| !a.trim().is_empty()).unwrap_or("-ef").split_whitespace().collect();
+pub(crate) fn top(
+    id: &str,
+    ps_args: Option<&str>,
+) -> Result<(Vec<String>, Vec<Vec<String>>), Error> {
+    let pids = cgroup(id)?
+        .pids()
+        .map_err(|e| Error::system(format!("processes of container {id}: {e}")))?;
+    let args: Vec<&str> = ps_args
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or("-ef")
+        .split_whitespace()
+        .collect();
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
@@ -193,7 +240,9 @@ pub(crate) fn top(id: &str, ps_args: Option<&str>) -> Result<(Vec<String>, Vec<V
         if fields.len() < n {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }

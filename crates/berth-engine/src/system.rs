@@ -16,7 +16,10 @@ pub const API_VERSION: &str = "1.50";
 pub const MIN_API_VERSION: &str = "1.24";
 
 fn kernel() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn arch() -> &'static str {
@@ -31,16 +34,18 @@ fn arch() -> &'static str {
 pub fn version() -> SystemVersion {
     let v = env!("CARGO_PKG_VERSION").to_string();
     SystemVersion {
-        platform: Some(SystemVersionPlatform { name: format!("berth {v}") }),
+        platform: Some(SystemVersionPlatform {
+            name: format!("berth {v}"),
+        }),
         components: Some(vec![SystemVersionComponents {
             name: "Engine".into(),
             version: v.clone(),
             details: Some(HashMap::from([
-                ("ApiVersion".to_string(), serde_json::json!(API_VERSION)),
-                ("MinAPIVersion".to_string(), serde_json::json!(MIN_API_VERSION)),
-                ("Os".to_string(), serde_json::json!("linux")),
-                ("Arch".to_string(), serde_json::json!(arch())),
-                ("KernelVersion".to_string(), serde_json::json!(kernel())),
+                ("ApiVersion".to_string(), API_VERSION.to_string()),
+                ("MinAPIVersion".to_string(), MIN_API_VERSION.to_string()),
+                ("Os".to_string(), "linux".to_string()),
+                ("Arch".to_string(), arch().to_string()),
+                ("KernelVersion".to_string(), kernel()),
             ])),
         }]),
         version: Some(v),
@@ -87,14 +92,19 @@ pub fn info(e: &Engine) -> SystemInfo {
     let mut runtimes = HashMap::new();
     runtimes.insert(
         "berth".to_string(),
-        Runtime { path: Some(cfg.runtime.display().to_string()), ..Default::default() },
+        Runtime {
+            path: Some(cfg.runtime.display().to_string()),
+            ..Default::default()
+        },
     );
     SystemInfo {
         id: Some(e.daemon_id()),
         containers: Some(recs.len() as i64),
         containers_running: Some(count(Status::Running) + count(Status::Restarting)),
         containers_paused: Some(count(Status::Paused)),
-        containers_stopped: Some(count(Status::Exited) + count(Status::Created) + count(Status::Dead)),
+        containers_stopped: Some(
+            count(Status::Exited) + count(Status::Created) + count(Status::Dead),
+        ),
         images: Some(e.inner.images.count() as i64),
         driver: Some("overlay".into()),
         driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
@@ -108,12 +118,18 @@ pub fn info(e: &Engine) -> SystemInfo {
         pids_limit: Some(true),
         oom_kill_disable: Some(!cgroup2_only),
         debug: Some(false),
-        nfd: std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as i64),
+        nfd: std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as i64),
         n_goroutines: Some(0),
         system_time: Some(crate::clock::now_rfc3339()),
         logging_driver: Some("json-file".into()),
         cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
-        cgroup_version: Some(if cgroup2_only { SystemInfoCgroupVersionEnum::_2 } else { SystemInfoCgroupVersionEnum::_1 }),
+        cgroup_version: Some(if cgroup2_only {
+            SystemInfoCgroupVersionEnum::_2
+        } else {
+            SystemInfoCgroupVersionEnum::_1
+        }),
         n_events_listener: Some(0),
         kernel_version: Some(kernel()),
         operating_system: Some(os_name()),
@@ -122,14 +138,24 @@ pub fn info(e: &Engine) -> SystemInfo {
         architecture: Some(std::env::consts::ARCH.into()),
         ncpu: Some(std::thread::available_parallelism().map_or(1, |n| n.get() as i64)),
         mem_total: Some(mem_total()),
-        name: Some(rustix::system::uname().nodename().to_string_lossy().into_owned()),
+        name: Some(
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+        ),
         labels: Some(Vec::new()),
         experimental_build: Some(false),
         server_version: Some(env!("CARGO_PKG_VERSION").into()),
         runtimes: Some(runtimes),
         default_runtime: Some("berth".into()),
         live_restore_enabled: Some(true),
-        init_binary: Some(cfg.init.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        init_binary: Some(
+            cfg.init
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(Vec::new()),
         ..Default::default()

@@ -67,22 +67,34 @@ struct FileConfig {
 
 /// A helper program: beside our own binary, else on PATH.
 fn helper(name: &str) -> PathBuf {
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         let p = dir.join(name);
         if p.is_file() {
             return p;
         }
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn find_init() -> Option<PathBuf> {
-    ["/usr/bin/tini-static", "/usr/bin/tini", "/usr/libexec/podman/catatonit", "/usr/bin/catatonit"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    [
+        "/usr/bin/tini-static",
+        "/usr/bin/tini",
+        "/usr/libexec/podman/catatonit",
+        "/usr/bin/catatonit",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// Writes the pid file, refusing one a live process holds.
@@ -91,21 +103,27 @@ fn write_pidfile(p: &Path) -> Result<()> {
         if let Ok(pid) = old.trim().parse::<i32>() {
             // SAFETY: kill with signal 0 only checks that the process exists.
             if pid > 0 && pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0 {
-                bail!("pid file {} names process {pid}, which is running: is another berthd using it?", p.display());
+                bail!(
+                    "pid file {} names process {pid}, which is running: is another berthd using it?",
+                    p.display()
+                );
             }
         }
     }
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", p.display()))
+    std::fs::write(p, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", p.display()))
 }
 
 fn main() -> Result<()> {
     let mut a = Args::parse();
     if let Some(f) = &a.config_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let c: FileConfig = serde_json::from_str(&text).with_context(|| format!("{}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let c: FileConfig =
+            serde_json::from_str(&text).with_context(|| format!("{}", f.display()))?;
         a.data_root = a.data_root.or(c.data_root);
         a.exec_root = a.exec_root.or(c.exec_root);
         if a.hosts.is_empty() {
@@ -121,17 +139,23 @@ fn main() -> Result<()> {
     }
     let filter = if a.debug { "debug" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| filter.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let exec_root = a.exec_root.unwrap_or_else(|| "/run/berth".into());
     let data_root = a.data_root.unwrap_or_else(|| "/var/lib/berth".into());
     if a.hosts.is_empty() {
-        a.hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
+        a.hosts
+            .push(format!("unix://{}", exec_root.join("berth.sock").display()));
     }
     let tls = if a.tlsverify {
         match (a.tlscacert, a.tlscert, a.tlskey) {
-            (Some(ca), Some(cert), Some(key)) => Some(berth_server::listen::TlsConfig { ca, cert, key }),
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(berth_server::listen::TlsConfig { ca, cert, key })
+            }
             _ => bail!("--tlsverify needs --tlscacert, --tlscert and --tlskey"),
         }
     } else {
@@ -145,7 +169,10 @@ fn main() -> Result<()> {
         shim: helper("berth-shim"),
         init: find_init(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async move {
         std::fs::create_dir_all(&cfg.exec_root).with_context(|| format!("creating {}", cfg.exec_root.display()))?;
         write_pidfile(&pidfile)?;

@@ -18,7 +18,14 @@ fn run_echo_and_exit_codes() {
     d.busybox();
     let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]).ok();
     assert_eq!(out.stdout, "hello\n");
-    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 3",
+    ]);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("oops"), "{out:?}");
     // --rm removed both containers.
@@ -35,13 +42,25 @@ fn detached_container_lifecycle() {
     let d = Daemon::start();
     d.busybox();
     let id = d
-        .docker(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"])
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done",
+        ])
         .ok()
         .stdout
         .trim()
         .to_string();
     assert_eq!(id.len(), 64);
-    let ps = d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]).ok().stdout;
+    let ps = d
+        .docker(&["ps", "--format", "{{.Names}} {{.Status}}"])
+        .ok()
+        .stdout;
     assert!(ps.starts_with("web Up"), "{ps}");
     let i = inspect(&d, "web");
     assert_eq!(i["State"]["Status"], "running");
@@ -53,7 +72,10 @@ fn detached_container_lifecycle() {
         let l = d.docker(&["logs", "web"]).stdout;
         l.contains("line 3").then_some(())
     });
-    let host = d.docker(&["exec", "web", "cat", "/etc/hostname"]).ok().stdout;
+    let host = d
+        .docker(&["exec", "web", "cat", "/etc/hostname"])
+        .ok()
+        .stdout;
     assert_eq!(host.trim(), &id[..12]);
     let out = d.docker(&["exec", "web", "sh", "-c", "exit 7"]);
     assert_eq!(out.code, 7);
@@ -65,7 +87,10 @@ fn detached_container_lifecycle() {
     assert!(t.elapsed().as_secs() < 15);
     let i = inspect(&d, "web");
     assert_eq!(i["State"]["Status"], "exited");
-    assert_eq!(i["State"]["ExitCode"], 137, "sh ignores TERM as pid 1: killed after the timeout");
+    assert_eq!(
+        i["State"]["ExitCode"], 137,
+        "sh ignores TERM as pid 1: killed after the timeout"
+    );
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     let out = d.docker(&["rm", "web"]).ok();
     assert_eq!(out.stdout.trim(), "web");
@@ -78,18 +103,28 @@ fn detached_container_lifecycle() {
 fn bad_input_is_refused_and_leaves_nothing() {
     let d = Daemon::start();
     d.busybox();
-    let (code, body) = d.request("POST", "/v1.50/containers/create", Some(r#"{"Image":"busybox","Cmd":["true"],"Bogus":1}"#));
+    let (code, body) = d.request(
+        "POST",
+        "/v1.50/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"Bogus":1}"#),
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Bogus"), "{body}");
     let (code, body) = d.request("POST", "/v1.50/containers/create", Some("{not json"));
     assert_eq!(code, 400, "{body}");
-    let (code, body) = d.request("POST", "/v1.50/containers/create?name=bad%2Fname", Some(r#"{"Image":"busybox","Cmd":["true"]}"#));
+    let (code, body) = d.request(
+        "POST",
+        "/v1.50/containers/create?name=bad%2Fname",
+        Some(r#"{"Image":"busybox","Cmd":["true"]}"#),
+    );
     assert_eq!(code, 400, "{body}");
     let (code, body) = d.request("POST", "/v1.50/containers/create", Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}"#));
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("PortBindings"), "{body}");
     assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
-    let n = std::fs::read_dir(d.data_root().join("containers")).unwrap().count();
+    let n = std::fs::read_dir(d.data_root().join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(n, 0, "container directories left behind");
     assert_eq!(d.get("/_ping").0, 200, "berthd is still up");
 }

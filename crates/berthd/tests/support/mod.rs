@@ -22,8 +22,14 @@ static WAITING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
 /// Subreaper + reaper thread, so daemonized shims that end are reaped (PID 1 here does not).
 pub fn setup() {
     SETUP.call_once(|| {
-        assert!(rustix::process::geteuid().is_root(), "the end-to-end tests need root");
-        assert!(Path::new(BUSYBOX).exists(), "{BUSYBOX} is missing: apt-get install -y busybox-static");
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the end-to-end tests need root"
+        );
+        assert!(
+            Path::new(BUSYBOX).exists(),
+            "{BUSYBOX} is missing: apt-get install -y busybox-static"
+        );
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         std::thread::spawn(|| {
@@ -55,7 +61,10 @@ fn reap() {
         }
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Only zombies that are not a test's own commands.
-        if stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) {
+        if stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        {
             // SAFETY: non-blocking waitpid on our own child.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
         }
@@ -83,7 +92,11 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
     setup();
     let mut g = WAITING.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = cmd
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -99,9 +112,15 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
     }
     let pid = child.id() as i32;
     let out = child.wait_with_output().unwrap();
-    WAITING.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).remove(&pid);
+    WAITING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .remove(&pid);
     Out {
-        code: out.status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)),
+        code: out.status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
+        }),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -116,7 +135,8 @@ pub fn bin_dir() -> PathBuf {
         if !dir.join("berth-runtime").exists() || !dir.join("berth-shim").exists() {
             let target = dir.parent().unwrap();
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            c.args(["build", "--bin", "berth-runtime", "--bin", "berth-shim"]).env("CARGO_TARGET_DIR", target);
+            c.args(["build", "--bin", "berth-runtime", "--bin", "berth-shim"])
+                .env("CARGO_TARGET_DIR", target);
             if dir.file_name().is_some_and(|n| n == "release") {
                 c.arg("--release");
             }
@@ -136,9 +156,16 @@ pub struct Daemon {
 impl Daemon {
     pub fn start() -> Daemon {
         setup();
-        let dir = tempfile::Builder::new().prefix("bd").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bd")
+            .tempdir_in("/tmp")
+            .unwrap();
         let sock = dir.path().join("d.sock");
-        let mut d = Daemon { dir, sock, child: None };
+        let mut d = Daemon {
+            dir,
+            sock,
+            child: None,
+        };
         d.spawn();
         d
     }
@@ -154,19 +181,31 @@ impl Daemon {
     /// (Re)starts the berthd process on the same roots.
     pub fn spawn(&mut self) {
         let bins = bin_dir();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("berthd.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .unwrap();
         let child = Command::new(bins.join("berthd"))
-            .arg("--data-root").arg(self.data_root())
-            .arg("--exec-root").arg(self.exec_root())
-            .arg("-H").arg(format!("unix://{}", self.sock.display()))
-            .arg("--pidfile").arg(self.dir.path().join("berthd.pid"))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--pidfile")
+            .arg(self.dir.path().join("berthd.pid"))
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        WAITING.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).insert(child.id() as i32);
+        WAITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashSet::new)
+            .insert(child.id() as i32);
         self.child = Some(child);
         let t = Instant::now();
         while self.get("/_ping").0 != 200 {
@@ -192,7 +231,11 @@ impl Daemon {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(c.id() as i32, sig) };
             let _ = c.wait();
-            WAITING.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).remove(&(c.id() as i32));
+            WAITING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(HashSet::new)
+                .remove(&(c.id() as i32));
         }
     }
 
@@ -202,16 +245,30 @@ impl Daemon {
 
     /// The docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Out {
-        run(Command::new(DOCKER).args(args).env("DOCKER_HOST", format!("unix://{}", self.sock.display())).env("DOCKER_CONFIG", self.dir.path().join("dockercfg")), None)
+        run(
+            Command::new(DOCKER)
+                .args(args)
+                .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+                .env("DOCKER_CONFIG", self.dir.path().join("dockercfg")),
+            None,
+        )
     }
 
     pub fn docker_in(&self, args: &[&str], stdin: &[u8]) -> Out {
-        run(Command::new(DOCKER).args(args).env("DOCKER_HOST", format!("unix://{}", self.sock.display())).env("DOCKER_CONFIG", self.dir.path().join("dockercfg")), Some(stdin))
+        run(
+            Command::new(DOCKER)
+                .args(args)
+                .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+                .env("DOCKER_CONFIG", self.dir.path().join("dockercfg")),
+            Some(stdin),
+        )
     }
 
     /// One HTTP/1.0-style request; returns (status, body).
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let Ok(mut s) = UnixStream::connect(&self.sock) else { return (0, String::new()) };
+        let Ok(mut s) = UnixStream::connect(&self.sock) else {
+            return (0, String::new());
+        };
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let body = body.unwrap_or("");
         let req = format!(
@@ -224,9 +281,23 @@ impl Daemon {
         let mut resp = Vec::new();
         let _ = s.read_to_end(&mut resp);
         let text = String::from_utf8_lossy(&resp).into_owned();
-        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, dechunk(&body, text.contains("Transfer-Encoding: chunked") || text.contains("transfer-encoding: chunked")))
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (
+            status,
+            dechunk(
+                &body,
+                text.contains("Transfer-Encoding: chunked")
+                    || text.contains("transfer-encoding: chunked"),
+            ),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -248,7 +319,9 @@ fn dechunk(body: &str, chunked: bool) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }
@@ -305,7 +378,9 @@ pub fn busybox_tar() -> PathBuf {
     }
     let dir = std::env::temp_dir().join(format!("berthd-test-busybox-{}", std::process::id()));
     let root = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "var", "home"] {
+    for d in [
+        "bin", "etc", "tmp", "root", "proc", "sys", "dev", "var", "home",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
@@ -315,10 +390,23 @@ pub fn busybox_tar() -> PathBuf {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n").unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     let tar = dir.join("busybox.tar");
-    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."), None).ok();
+    run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        None,
+    )
+    .ok();
     *g = Some(tar.clone());
     tar
 }
@@ -331,7 +419,10 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

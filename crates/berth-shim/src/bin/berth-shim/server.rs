@@ -67,6 +67,16 @@ impl Paths {
         self.dir.join(format!("exec-{id}.{ext}"))
     }
 
+    /// An exec's console socket. Its name is a hash of the id, not the id: a socket's
+    /// path must fit in a `sockaddr_un` (108 bytes), and exec ids may be 64 characters.
+    fn exec_socket(&self, id: &str) -> PathBuf {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.dir.join(format!("x{h:016x}.sock"))
+    }
+
     /// Every file the shim may have created (the container log is not among them).
     pub fn all(&self) -> Vec<PathBuf> {
         vec![
@@ -696,7 +706,7 @@ impl Server {
         obj.insert("terminal".into(), serde_json::Value::Bool(tty));
         let proc_file = self.paths.exec_file(&id, "json");
         let pid_file = self.paths.exec_file(&id, "pid");
-        let sock_file = self.paths.exec_file(&id, "sock");
+        let sock_file = self.paths.exec_socket(&id);
         let res = (|| -> io::Result<(ExecProc, Vec<OsString>, std::process::Command, Option<OwnedFd>)> {
             let data = serde_json::to_vec(&process).map_err(io::Error::other)?;
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&proc_file)?.write_all(&data)?;
