@@ -54,10 +54,10 @@ impl Session for Splice {
                 Source::Ready(s) => Some(s),
                 Source::Waiting(rx) => rx.await.ok(),
             };
-            if let Some(s) = std_stream {
-                if let Err(e) = splice(s, conn, me.stdin, &me.detach_keys).await {
-                    tracing::debug!("attach stream: {e}");
-                }
+            if let Some(s) = std_stream
+                && let Err(e) = splice(s, conn, me.stdin, &me.detach_keys).await
+            {
+                tracing::debug!("attach stream: {e}");
             }
             if let Some(f) = on_end {
                 f();

@@ -108,12 +108,12 @@ impl ContainerBackend for Engine {
         body: ContainerCreateBody,
         raw: serde_json::Value,
     ) -> Result<ContainerCreateResponse, Error> {
-        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
-            if !p.starts_with("linux") {
-                return Err(Error::invalid_parameter(format!(
-                    "platform {p} is not supported: berth runs linux containers"
-                )));
-            }
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty())
+            && !p.starts_with("linux")
+        {
+            return Err(Error::invalid_parameter(format!(
+                "platform {p} is not supported: berth runs linux containers"
+            )));
         }
         crate::bundle::check_request(&raw)?;
         Engine::create(self, opts.name, body).await

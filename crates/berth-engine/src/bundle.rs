@@ -96,12 +96,12 @@ pub fn merge_config(
     if c.working_dir.as_deref().is_none_or(str::is_empty) {
         c.working_dir = img.working_dir.clone().filter(|w| !w.is_empty());
     }
-    if let Some(w) = c.working_dir.as_deref() {
-        if !w.starts_with('/') {
-            return Err(Error::invalid_parameter(format!(
-                "the working directory '{w}' is invalid, it needs to be an absolute path"
-            )));
-        }
+    if let Some(w) = c.working_dir.as_deref()
+        && !w.starts_with('/')
+    {
+        return Err(Error::invalid_parameter(format!(
+            "the working directory '{w}' is invalid, it needs to be an absolute path"
+        )));
     }
     if c.stop_signal.as_deref().is_none_or(str::is_empty) {
         c.stop_signal = img.stop_signal.clone().filter(|s| !s.is_empty());
@@ -185,7 +185,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then(|| (v * mult as f64) as u64)
+    (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
 /// The mounts inspect reports for a container's binds and tmpfs.
@@ -551,7 +551,10 @@ mod tests {
         assert_eq!(parse_bytes("10m"), Some(10 << 20));
         assert_eq!(parse_bytes("1.5k"), Some(1536));
         assert_eq!(parse_bytes("x"), None);
-        let mut hc = HostConfig::default();
+        let mut hc = HostConfig {
+            log_config: None,
+            ..Default::default()
+        };
         hc.log_config = Some(berth_api_types::models::HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(

@@ -448,10 +448,10 @@ impl Engine {
             });
             return;
         }
-        if rec.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove_ctr(&ctr, true, false).await {
-                tracing::warn!("container {}: auto-remove: {e}", ctr.id);
-            }
+        if rec.host_config.auto_remove == Some(true)
+            && let Err(e) = self.remove_ctr(&ctr, true, false).await
+        {
+            tracing::warn!("container {}: auto-remove: {e}", ctr.id);
         }
     }
 }

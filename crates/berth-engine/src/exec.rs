@@ -120,8 +120,6 @@ impl Engine {
                 run.exit_code = Some(
                     if msg.contains("not found") || msg.contains("no such file") {
                         127
-                    } else if msg.contains("permission denied") {
-                        126
                     } else {
                         126
                     },
@@ -227,20 +225,17 @@ impl Engine {
             let r = exec.run.lock().unwrap_or_else(|p| p.into_inner());
             r.running && r.pid != 0
         };
-        if needs {
-            if let Ok(ctr) = self.lookup(&exec.container) {
-                if let Some(shim) = ctr.shim() {
-                    let eid = exec.id.clone();
-                    if let Ok(Ok(s)) =
-                        tokio::task::spawn_blocking(move || shim.exec_state(&eid)).await
-                    {
-                        if !s.running {
-                            let mut r = exec.run.lock().unwrap_or_else(|p| p.into_inner());
-                            r.running = false;
-                            r.exit_code = s.exit_code.map(i64::from);
-                        }
-                    }
-                }
+        if needs
+            && let Ok(ctr) = self.lookup(&exec.container)
+            && let Some(shim) = ctr.shim()
+        {
+            let eid = exec.id.clone();
+            if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || shim.exec_state(&eid)).await
+                && !s.running
+            {
+                let mut r = exec.run.lock().unwrap_or_else(|p| p.into_inner());
+                r.running = false;
+                r.exit_code = s.exit_code.map(i64::from);
             }
         }
         let run = exec.run.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -180,10 +180,10 @@ impl ImageBackend for Engine {
             if !filters.match_labels("label", &labels) {
                 continue;
             }
-            if let Some(d) = filters.get("dangling").first() {
-                if (d == "true") != tags.is_empty() {
-                    continue;
-                }
+            if let Some(d) = filters.get("dangling").first()
+                && (d == "true") != tags.is_empty()
+            {
+                continue;
             }
             if !filters.get("reference").is_empty()
                 && !filters
@@ -219,7 +219,7 @@ impl ImageBackend for Engine {
                 ..Default::default()
             });
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }
 
@@ -235,11 +235,7 @@ impl ImageBackend for Engine {
                 }
                 other => err(other),
             })?;
-        let cfg = self
-            .inner
-            .images
-            .resolve(&img.record.id.to_string())?
-            .config;
+        let cfg = self.inner.images.resolve(img.record.id.as_ref())?.config;
         Ok(ImageInspect {
             id: Some(img.record.id.to_string()),
             repo_tags: Some(img.repo_tags.iter().map(|r| r.familiar()).collect()),

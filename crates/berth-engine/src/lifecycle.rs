@@ -153,13 +153,14 @@ impl Engine {
         };
         // A `--rm` container that cannot start is removed, as Docker does (clients wait
         // for its removal).
-        if res.is_err() && ctr.record().host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove_ctr(ctr, true, false).await {
-                tracing::warn!(
-                    "container {}: auto-remove after a failed start: {e}",
-                    ctr.id
-                );
-            }
+        if res.is_err()
+            && ctr.record().host_config.auto_remove == Some(true)
+            && let Err(e) = self.remove_ctr(ctr, true, false).await
+        {
+            tracing::warn!(
+                "container {}: auto-remove after a failed start: {e}",
+                ctr.id
+            );
         }
         res.map(|()| true)
     }
@@ -672,10 +673,10 @@ impl Engine {
             }) {
                 continue;
             }
-            if let Some(u) = until {
-                if clock::parse_rfc3339(&rec.created).unwrap_or(0) > u {
-                    continue;
-                }
+            if let Some(u) = until
+                && clock::parse_rfc3339(&rec.created).unwrap_or(0) > u
+            {
+                continue;
             }
             if self.remove_ctr(&ctr, false, false).await.is_ok() {
                 deleted.push(rec.id.clone());

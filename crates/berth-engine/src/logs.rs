@@ -44,22 +44,22 @@ fn encode(e: &Entry, opts: &LogsOptions) -> Option<LogEntry> {
 /// The log's files, oldest first: `<log>.N`, …, `<log>.1`, `<log>`.
 fn files(path: &Path) -> Vec<PathBuf> {
     let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for ent in rd.flatten() {
-                let n = ent.file_name();
-                let Some(n) = n.to_str() else { continue };
-                if let Some(k) = n
-                    .strip_prefix(name)
-                    .and_then(|r| r.strip_prefix('.'))
-                    .and_then(|k| k.parse().ok())
-                {
-                    rotated.push((k, ent.path()));
-                }
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        && let Ok(rd) = std::fs::read_dir(dir)
+    {
+        for ent in rd.flatten() {
+            let n = ent.file_name();
+            let Some(n) = n.to_str() else { continue };
+            if let Some(k) = n
+                .strip_prefix(name)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|k| k.parse().ok())
+            {
+                rotated.push((k, ent.path()));
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     out.push(path.to_path_buf());
     out
@@ -165,12 +165,11 @@ fn pump(
             }
             while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
-                if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                    if let Some(b) = encode(&e, opts) {
-                        if !send(b) {
-                            return Ok(());
-                        }
-                    }
+                if let Ok(e) = serde_json::from_slice::<Entry>(&line)
+                    && let Some(b) = encode(&e, opts)
+                    && !send(b)
+                {
+                    return Ok(());
                 }
             }
         }
@@ -182,13 +181,15 @@ fn pump(
         }
         // Rotation: the path now names a new file; the old one is finished.
         let cur = std::fs::metadata(path).ok().map(|m| m.ino());
-        if cur.is_some() && cur != live.as_ref().map(|(_, i)| *i) && !got {
-            if let Ok(f) = File::open(path) {
-                let ino = f.metadata()?.ino();
-                live = Some((f, ino));
-                pending.clear();
-                continue;
-            }
+        if cur.is_some()
+            && cur != live.as_ref().map(|(_, i)| *i)
+            && !got
+            && let Ok(f) = File::open(path)
+        {
+            let ino = f.metadata()?.ino();
+            live = Some((f, ino));
+            pending.clear();
+            continue;
         }
         let alive = {
             let w = wait.borrow();

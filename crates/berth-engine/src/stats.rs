@@ -26,15 +26,15 @@ fn cgroup(id: &str) -> Result<Cgroup, Error> {
 /// runtime removes the cgroup).
 pub fn oom_killed(id: &str) -> bool {
     let Ok(cg) = cgroup(id) else { return false };
-    if let Some(d) = cg.v1_dir("memory") {
-        if let Ok(t) = std::fs::read_to_string(d.join("memory.oom_control")) {
-            return t.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-                    > 0
-            });
-        }
+    if let Some(d) = cg.v1_dir("memory")
+        && let Ok(t) = std::fs::read_to_string(d.join("memory.oom_control"))
+    {
+        return t.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                > 0
+        });
     }
     cg.dirs().any(|d| {
         std::fs::read_to_string(d.join("memory.events"))

@@ -99,15 +99,15 @@ fn find_init() -> Option<PathBuf> {
 
 /// Writes the pid file, refusing one a live process holds.
 fn write_pidfile(p: &Path) -> Result<()> {
-    if let Ok(old) = std::fs::read_to_string(p) {
-        if let Ok(pid) = old.trim().parse::<i32>() {
-            // SAFETY: kill with signal 0 only checks that the process exists.
-            if pid > 0 && pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0 {
-                bail!(
-                    "pid file {} names process {pid}, which is running: is another berthd using it?",
-                    p.display()
-                );
-            }
+    if let Ok(old) = std::fs::read_to_string(p)
+        && let Ok(pid) = old.trim().parse::<i32>()
+    {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        if pid > 0 && pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0 {
+            bail!(
+                "pid file {} names process {pid}, which is running: is another berthd using it?",
+                p.display()
+            );
         }
     }
     if let Some(d) = p.parent() {

@@ -212,10 +212,10 @@ impl Daemon {
             if t.elapsed() > Duration::from_secs(60) {
                 panic!("berthd did not answer within 60 s; log:\n{}", self.log());
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("berthd exited ({st}); log:\n{}", self.log());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("berthd exited ({st}); log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -346,11 +346,11 @@ impl Drop for Daemon {
         // Shims of containers a test left behind.
         if let Ok(rd) = std::fs::read_dir(self.exec_root().join("containers")) {
             for e in rd.flatten() {
-                if let Ok(p) = std::fs::read_to_string(e.path().join("shim").join("shim.pid")) {
-                    if let Ok(pid) = p.trim().parse::<i32>() {
-                        // SAFETY: kill by pid read from our own state dir.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
+                if let Ok(p) = std::fs::read_to_string(e.path().join("shim").join("shim.pid"))
+                    && let Ok(pid) = p.trim().parse::<i32>()
+                {
+                    // SAFETY: kill by pid read from our own state dir.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
         }
