@@ -153,6 +153,25 @@ pub enum ImageCmd {
     Import(ImportArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Make a base image from the host's packages (berth only)
+    Bootstrap(BootstrapArgs),
+}
+
+/// `image bootstrap`: base images from the daemon host's own packages, like LXC templates,
+/// for machines that cannot reach a registry.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Templates:\n  busybox         Debian's busybox-static: the binary, its applet links, a minimal /etc\n  debian[:SUITE]  debootstrap --variant=minbase (default suite: bookworm; needs a Debian mirror)\n\nExamples:\n  berth image bootstrap busybox\n  berth run --rm busybox echo hello\n  berth image bootstrap debian:bookworm --tag debian:12"
+)]
+pub struct BootstrapArgs {
+    /// busybox or debian[:SUITE]
+    pub template: String,
+    /// Name the image (default: busybox:latest, debian:SUITE)
+    #[arg(short = 't', long)]
+    pub tag: Option<String>,
+    /// Debian mirror for the debian template
+    #[arg(long)]
+    pub mirror: Option<String>,
 }
 
 /// `run` and `create`. `-h` is `--hostname` as in docker, so help is `--help` only.

@@ -13,7 +13,7 @@ use berth_api_types::models::{
 };
 use berth_api_types::query;
 use berth_image::{DeleteItem, ImageStore, ImportOptions, InUse};
-use berth_server::backend::{ByteStream, ImageBackend, ItemStream, PullOptions};
+use berth_server::backend::{BootstrapOptions, ByteStream, ImageBackend, ItemStream, PullOptions};
 use berth_snapshot::{Driver, Mount, Snapshotter};
 use berth_store::{ContentStore, Db};
 use berth_types::{Digest, Error, Reference};
@@ -365,6 +365,77 @@ impl ImageBackend for Engine {
         Err(Error::not_found(format!(
             "No such image: {} (berth cannot pull from registries yet: import the image or make it with `berth image bootstrap`)",
             familiar(&name)
+        )))
+    }
+
+    async fn image_bootstrap(
+        &self,
+        o: BootstrapOptions,
+    ) -> Result<ItemStream<CreateImageInfo>, Error> {
+        let (default_ref, debian) = match o.template.as_str() {
+            "busybox" => ("busybox:latest".to_string(), false),
+            "debian" => (
+                format!(
+                    "debian:{}",
+                    o.suite.clone().unwrap_or_else(|| "bookworm".into())
+                ),
+                true,
+            ),
+            other => {
+                return Err(Error::invalid_parameter(format!(
+                    "unknown template {other:?}: berth bootstraps busybox and debian"
+                )));
+            }
+        };
+        let full = o.reference.clone().unwrap_or(default_ref);
+        let reference = Reference::parse_normalized(&full).map_err(|e| {
+            Error::invalid_parameter(format!("invalid reference format: {full}: {e}"))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<CreateImageInfo, Error>>(64);
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let status = |s: String| CreateImageInfo {
+                status: Some(s),
+                ..Default::default()
+            };
+            let _ = tx.blocking_send(Ok(status(format!(
+                "bootstrapping {} from the host's packages",
+                reference.familiar()
+            ))));
+            let res = if debian {
+                let suite = o.suite.clone().unwrap_or_else(|| "bookworm".into());
+                let mut progress = |line: &str| {
+                    let _ = tx.blocking_send(Ok(status(line.to_string())));
+                };
+                engine.inner.images.store().bootstrap_debian(
+                    &suite,
+                    o.mirror.as_deref(),
+                    &reference,
+                    &mut progress,
+                )
+            } else {
+                engine.inner.images.store().bootstrap_busybox(&reference)
+            };
+            match res {
+                Ok(img) => {
+                    let id = img.record.id.to_string();
+                    engine
+                        .inner
+                        .events
+                        .publish("image", "import", id.clone(), Default::default());
+                    let _ = tx.blocking_send(Ok(status(format!(
+                        "Tagged {} as {id}",
+                        reference.familiar()
+                    ))));
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(err(e)));
+                }
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
         )))
     }
 

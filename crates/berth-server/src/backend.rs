@@ -129,6 +129,20 @@ pub struct PullOptions {
     pub registry_auth: Option<String>,
 }
 
+/// Options of `POST /berth/images/bootstrap`, berth's own endpoint: a base image made from
+/// the host's packages (like an LXC template).
+#[derive(Debug, Clone, Default)]
+pub struct BootstrapOptions {
+    /// `busybox` or `debian`.
+    pub template: String,
+    /// The reference to tag the image with (`busybox:latest`).
+    pub reference: Option<String>,
+    /// Debian suite (`bookworm`) for the debian template.
+    pub suite: Option<String>,
+    /// Debian mirror URL for the debian template.
+    pub mirror: Option<String>,
+}
+
 /// The system endpoints.
 pub trait SystemBackend: Send + Sync + 'static {
     /// `GET /version`. Also gives the `Server` header its version.
@@ -324,6 +338,18 @@ pub trait ImageBackend: Send + Sync + 'static {
         body: ByteStream,
     ) -> impl Future<Output = Result<ItemStream<CreateImageInfo>, Error>> + Send;
     /// `POST /images/create?fromImage=…`: pulls, reporting progress.
+    /// Makes a base image from the host's packages; a progress stream like a pull's.
+    fn image_bootstrap(
+        &self,
+        opts: BootstrapOptions,
+    ) -> impl Future<Output = Result<ItemStream<CreateImageInfo>, Error>> + Send {
+        let _ = opts;
+        async {
+            Err(Error::not_implemented(
+                "image bootstrap is not supported by this daemon",
+            ))
+        }
+    }
     fn image_pull(
         &self,
         opts: PullOptions,

@@ -128,3 +128,54 @@ fn bad_input_is_refused_and_leaves_nothing() {
     assert_eq!(n, 0, "container directories left behind");
     assert_eq!(d.get("/_ping").0, 200, "berthd is still up");
 }
+
+#[test]
+fn berth_cli_end_to_end() {
+    let d = Daemon::start();
+    let out = d.berth(&["image", "bootstrap", "busybox"]).ok();
+    assert!(
+        out.stdout.contains("Tagged busybox:latest as sha256:"),
+        "{out:?}"
+    );
+    let out = d.berth(&["run", "--rm", "busybox", "echo", "hello"]).ok();
+    assert_eq!(out.stdout, "hello\n");
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "exit 4"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    let id = d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "GREETING=hi there",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $GREETING; sleep 1000",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(id.trim().len(), 64);
+    let ps = d
+        .berth(&["ps", "--format", "{{.Names}}\t{{.Image}}"])
+        .ok()
+        .stdout;
+    assert_eq!(ps.trim(), "web\tbusybox");
+    wait_for("the greeting", || {
+        d.berth(&["logs", "web"])
+            .stdout
+            .contains("hi there")
+            .then_some(())
+    });
+    let out = d.berth(&["exec", "web", "sh", "-c", "echo $GREETING"]).ok();
+    assert_eq!(out.stdout.trim(), "hi there");
+    // Both CLIs see the same daemon.
+    let names = d.docker(&["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert_eq!(names.trim(), "web");
+    d.berth(&["rm", "-f", "web"]).ok();
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout.trim(), "");
+    let out = d.berth(&["image", "bootstrap", "nosuch"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("nosuch"), "{out:?}");
+}

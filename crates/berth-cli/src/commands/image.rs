@@ -226,3 +226,63 @@ pub fn import(c: &mut Client, a: ImportArgs) -> Result<i32, Failure> {
         None => Ok(0),
     }
 }
+
+/// `berth image bootstrap`: asks berthd to make a base image from the host's packages and
+/// shows its progress.
+pub fn bootstrap(c: &mut Client, a: crate::cli::BootstrapArgs) -> Result<i32, Failure> {
+    let (template, suite) = match a.template.split_once(':') {
+        Some((t, s)) => (t.to_string(), Some(s.to_string())),
+        None => (a.template.clone(), None),
+    };
+    if !matches!(template.as_str(), "busybox" | "debian")
+        || (template == "busybox" && suite.is_some())
+    {
+        return Err(Failure::new(
+            125,
+            format!(
+                "unknown template {:?}: choose busybox or debian[:SUITE]",
+                a.template
+            ),
+        ));
+    }
+    let mut q: Vec<(&str, String)> = vec![("template", template)];
+    if let Some(s) = suite {
+        q.push(("suite", s));
+    }
+    if let Some(t) = &a.tag {
+        q.push(("tag", t.clone()));
+    }
+    if let Some(m) = &a.mirror {
+        q.push(("mirror", m.clone()));
+    }
+    let path = with_query("/berth/images/bootstrap", &q);
+    let mut empty: &[u8] = &[];
+    let mut r = c.request_stream("POST", &path, "application/json", &mut empty)?;
+    let mut err = None;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut steps = 0usize;
+    r.body.json_stream(|v| {
+        if let Some(e) = v.get("error").and_then(Value::as_str) {
+            err = Some(e.to_string());
+            return false;
+        }
+        if let Some(s) = v.get("status").and_then(Value::as_str) {
+            steps += 1;
+            if s.starts_with("Tagged ") || s.starts_with("bootstrapping ") || !tty {
+                if tty {
+                    eprint!("\r\x1b[2K");
+                }
+                println!("{s}");
+            } else {
+                // Debootstrap's many lines as one progress line.
+                let line: String = s.chars().take(70).collect();
+                eprint!("\r\x1b[2K[{steps:>4}] {line}");
+            }
+        }
+        true
+    })?;
+    match err {
+        Some(e) => Err(Failure::new(1, e)),
+        None => Ok(0),
+    }
+}

@@ -65,6 +65,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::Tag(a) => image::tag(c, a),
             ImageCmd::Rm(a) => image::rmi(c, a),
             ImageCmd::Import(a) => image::import(c, a),
+            ImageCmd::Bootstrap(a) => image::bootstrap(c, a),
             ImageCmd::Inspect(a) => container::inspect(c, a, Some("image")),
         },
         Cmd::Completion(_) => Ok(0),

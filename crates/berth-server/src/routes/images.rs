@@ -11,7 +11,7 @@ use berth_api_types::{Filters, query};
 use futures_util::TryStreamExt;
 
 use super::ok;
-use crate::backend::{Backend, ImportOptions, PullOptions};
+use crate::backend::{Backend, BootstrapOptions, ImportOptions, PullOptions};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Q, RawQuery};
 use crate::stream::{ErrorLine, json_lines};
@@ -21,6 +21,7 @@ pub fn routes<B: Backend>() -> Router<Arc<B>> {
         .route("/images/json", get(list::<B>))
         .route("/images/create", post(create::<B>))
         .route("/images/prune", post(prune::<B>))
+        .route("/berth/images/bootstrap", post(bootstrap::<B>))
         .route(
             "/images/{*rest}",
             get(get_image::<B>)
@@ -111,6 +112,37 @@ async fn create<B: Backend>(
         }
         (None, None) => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
     };
+    let mut r = Response::new(json_lines(stream, ErrorLine::Progress));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// `POST /berth/images/bootstrap?template=busybox|debian[&tag=REF][&suite=S][&mirror=URL]`:
+/// berth's own endpoint for base images made from the host's packages.
+async fn bootstrap<B: Backend>(
+    State(b): State<Arc<B>>,
+    RawQuery(params): RawQuery,
+) -> ApiResult<Response> {
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let template = get("template")
+        .ok_or_else(|| ApiError::bad_request("template is required (busybox or debian)"))?;
+    let opts = BootstrapOptions {
+        template,
+        reference: get("tag"),
+        suite: get("suite"),
+        mirror: get("mirror"),
+    };
+    let stream = b.image_bootstrap(opts).await?;
     let mut r = Response::new(json_lines(stream, ErrorLine::Progress));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

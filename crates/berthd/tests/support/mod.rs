@@ -132,11 +132,22 @@ pub fn bin_dir() -> PathBuf {
     let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
     let dir = berthd.parent().unwrap().to_path_buf();
     BUILD.call_once(|| {
-        if !dir.join("berth-runtime").exists() || !dir.join("berth-shim").exists() {
+        if ["berth-runtime", "berth-shim", "berth"]
+            .iter()
+            .any(|b| !dir.join(b).exists())
+        {
             let target = dir.parent().unwrap();
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            c.args(["build", "--bin", "berth-runtime", "--bin", "berth-shim"])
-                .env("CARGO_TARGET_DIR", target);
+            c.args([
+                "build",
+                "--bin",
+                "berth-runtime",
+                "--bin",
+                "berth-shim",
+                "--bin",
+                "berth",
+            ])
+            .env("CARGO_TARGET_DIR", target);
             if dir.file_name().is_some_and(|n| n == "release") {
                 c.arg("--release");
             }
@@ -250,6 +261,16 @@ impl Daemon {
                 .args(args)
                 .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
                 .env("DOCKER_CONFIG", self.dir.path().join("dockercfg")),
+            None,
+        )
+    }
+
+    /// berth's own CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Out {
+        run(
+            Command::new(bin_dir().join("berth"))
+                .args(args)
+                .env("BERTH_HOST", format!("unix://{}", self.sock.display())),
             None,
         )
     }

@@ -1,0 +1,87 @@
+//! berthd restarts while containers run: they keep running and are re-adopted, and an exit
+//! that happened while berthd was down is recorded with its real code.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+#[test]
+fn containers_survive_a_killed_daemon() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let counter = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done";
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let out = d
+            .docker(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("c{n}"),
+                "busybox",
+                "sh",
+                "-c",
+                counter,
+            ])
+            .ok();
+        ids.push(out.stdout.trim().to_string());
+    }
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 7",
+    ])
+    .ok();
+    let pids: Vec<i64> = ids
+        .iter()
+        .map(|id| {
+            let v: Value = serde_json::from_str(&d.docker(&["inspect", id]).ok().stdout).unwrap();
+            v[0]["State"]["Pid"].as_i64().unwrap()
+        })
+        .collect();
+    wait_for("some log lines", || {
+        d.docker(&["logs", "c0"])
+            .stdout
+            .contains("\n5\n")
+            .then_some(())
+    });
+    d.kill(libc::SIGKILL);
+    // The quitter exits while nobody watches.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    d.spawn();
+    let running = d.docker(&["ps", "-q", "--no-trunc"]).ok().stdout;
+    let mut running: Vec<&str> = running.split_whitespace().collect();
+    running.sort();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(running, want, "all 20 still running after the restart");
+    for (id, pid) in ids.iter().zip(&pids) {
+        let v: Value = serde_json::from_str(&d.docker(&["inspect", id]).ok().stdout).unwrap();
+        assert_eq!(v[0]["State"]["Pid"].as_i64().unwrap(), *pid, "{id}");
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+    let q: Value = serde_json::from_str(&d.docker(&["inspect", "quitter"]).ok().stdout).unwrap();
+    assert_eq!(q[0]["State"]["Status"], "exited");
+    assert_eq!(q[0]["State"]["ExitCode"], 7);
+    // The log went on while berthd was down: consecutive numbers, none lost or doubled.
+    wait_for("more log lines", || {
+        let l = d.docker(&["logs", "c0"]).stdout;
+        (l.lines().count() > 60).then_some(())
+    });
+    let logs = d.docker(&["logs", "c0"]).ok().stdout;
+    for (i, l) in logs.lines().enumerate() {
+        assert_eq!(l, i.to_string(), "line {i} of c0's log");
+    }
+    // The re-adopted containers still stop and exit as usual.
+    d.docker(&["stop", "-t", "0", "c1"]).ok();
+    let v: Value = serde_json::from_str(&d.docker(&["inspect", "c1"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Status"], "exited");
+    assert_eq!(v[0]["State"]["ExitCode"], 137);
+}
