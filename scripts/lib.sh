@@ -41,3 +41,19 @@ c["process"]["terminal"] = False
 json.dump(c, open(path, "w"), indent=2)
 PY
 }
+
+# Installs packages without letting their services start (docker.io and containerd would
+# start the system's daemons, which make docker0 and iptables rules): a policy-rc.d that
+# forbids service starts is in place while apt runs.
+need_packages_no_start() {
+    local made= rc=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# made by berth scripts/lib.sh while installing packages\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made=1
+    fi
+    need_packages "$@" || rc=$?
+    [ -z "$made" ] || rm -f /usr/sbin/policy-rc.d
+    return $rc
+}
