@@ -161,6 +161,7 @@ elapsed=$(( $(date +%s) - start ))
     printf '\n'
 } | tee "$WORK/table.md"
 echo
-echo "${#programs[@]} programs x $(echo $RUNTIMES | wc -w) runtimes in ${elapsed}s; TAP output in $OUTDIR${KEEP:+}${KEEP:- (removed on exit; set OUT=DIR to keep it)}"
+if [ -n "$KEEP" ]; then where="TAP output in $OUTDIR"; else where="set OUT=DIR to keep the TAP output"; fi
+echo "${#programs[@]} programs x $(echo $RUNTIMES | wc -w) runtimes in ${elapsed}s; $where"
 [ "$CRUN_WRAP" = 1 ] && echo "crun ran in a private mount namespace with cgroup.controllers hidden (hybrid cgroup host)"
 exit 0
