@@ -532,9 +532,8 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
         .map(|s| s.start_time)
         .unwrap_or(0);
     let hook_state = serde_json::to_string(&state.oci_state(Status::Creating))?;
-    parent_ch.send(&Msg::HookState(serde_json::to_string(
-        &state.oci_state(Status::Created),
-    )?))?;
+    let created_state = serde_json::to_string(&state.oci_state(Status::Created))?;
+    parent_ch.send(&Msg::HookState(created_state.clone()))?;
 
     let hooks = spec.hooks().as_ref();
     loop {
@@ -543,7 +542,10 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
                 if let Some(h) = hooks {
                     #[allow(deprecated)]
                     let pre = h.prestart().as_deref().unwrap_or(&[]);
-                    hooks::run("hooks.prestart", pre, &hook_state)?;
+                    // Legacy prestart hooks see "created", as with crun and as the OCI
+                    // runtime-tools suite (hooks_stdin) requires; createRuntime sees
+                    // "creating", as with runc.
+                    hooks::run("hooks.prestart", pre, &created_state)?;
                     hooks::run(
                         "hooks.createRuntime",
                         h.create_runtime().as_deref().unwrap_or(&[]),

@@ -92,7 +92,8 @@ fn all_hooks_run_in_order_with_state_and_namespaces() {
         );
         assert!(state["ociVersion"].is_string(), "{k}: {state}");
         let want_status: &[&str] = match k {
-            "prestart" | "createRuntime" | "createContainer" => &["creating", "created"],
+            "prestart" => &["created"],
+            "createRuntime" | "createContainer" => &["creating", "created"],
             "startContainer" | "poststart" => &["running"],
             _ => &["stopped"],
         };
