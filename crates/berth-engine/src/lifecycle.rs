@@ -43,7 +43,15 @@ impl Engine {
         let id = ContainerId::generate().as_str().to_string();
         let mut config = config;
         if config.hostname.as_deref().is_none_or(str::is_empty) {
-            config.hostname = Some(id[..12].to_string());
+            // Docker's default: the short id, or the host's name on the host's network.
+            config.hostname = Some(if host_config.network_mode.as_deref() == Some("host") {
+                rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                id[..12].to_string()
+            });
         }
         let data_dir = self.data_dir(&id);
         let rec = Record {
