@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || { echo "run me as root: containers need it" >&2; exit 1; }
-need_packages "${BUILD_PACKAGES[@]}" busybox-static
+need_packages "${BUILD_PACKAGES[@]}" busybox-static tini
 
 echo "==> building berth (release)"
 cargo build --release --quiet -p berthd -p berth-cli -p berth-runtime -p berth-shim

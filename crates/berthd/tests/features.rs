@@ -233,3 +233,34 @@ fn run_options_shape_the_container() {
         .stdout;
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["20", "50000"]);
 }
+
+#[test]
+fn init_runs_as_pid_1_and_forwards_signals() {
+    if !std::path::Path::new("/usr/bin/tini-static").exists()
+        && !std::path::Path::new("/usr/bin/tini").exists()
+    {
+        eprintln!("skipping: no tini installed (apt-get install tini)");
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox();
+    let ps = d
+        .docker(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,args"])
+        .ok()
+        .stdout;
+    let first = ps.lines().nth(1).unwrap_or("");
+    assert!(first.trim().starts_with("1 /sbin/docker-init"), "{ps}");
+    d.docker(&[
+        "run", "-d", "--name", "inited", "--init", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    let t = std::time::Instant::now();
+    d.docker(&["stop", "inited"]).ok();
+    // sleep as pid 1 would ignore TERM and take the 10 s timeout; under the init it dies.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(inspect(&d, "inited")["State"]["ExitCode"], 143);
+}
