@@ -394,8 +394,9 @@ fn preserve_fds() {
     for (n, want) in [(1, "through fd 3"), (0, "")] {
         let c = Ctr::new(
             "preserve",
-            // No pipeline: while one is being set up the shell itself holds a pipe fd.
-            &["sh", "-c", "cat <&3; echo; ls /proc/$$/fd"],
+            // No pipeline (the shell holds a pipe fd while setting one up), and not the last
+            // command (the shell would exec it, and ls would list its own directory fd).
+            &["sh", "-c", "cat <&3; echo; ls /proc/$$/fd; true"],
         );
         c.write_config();
         let file = std::fs::File::open(&path).unwrap();
