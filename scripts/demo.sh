@@ -10,11 +10,14 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run me as root: containers need it" >&2; exit 1; }
 need_packages "${BUILD_PACKAGES[@]}" busybox-static tini
 
-echo "==> building berth (release)"
-cargo build --release --quiet -p berthd -p berth-cli -p berth-runtime -p berth-shim
-for b in berthd berth berth-runtime berth-shim; do
-    install -m 0755 "target/release/$b" "/usr/local/bin/$b.new"
-    mv -f "/usr/local/bin/$b.new" "/usr/local/bin/$b"
+echo "==> building berth (release; berth-runtime and berth-shim as static-pie)"
+cargo build --release --quiet -p berthd -p berth-cli
+static=$(build_static_helpers)
+rel=${CARGO_TARGET_DIR:-target}/release
+for b in "$rel/berthd" "$rel/berth" "$static/berth-runtime" "$static/berth-shim"; do
+    n=$(basename "$b")
+    install -m 0755 "$b" "/usr/local/bin/$n.new"
+    mv -f "/usr/local/bin/$n.new" "/usr/local/bin/$n"
 done
 
 sock=/run/berth/berth.sock
