@@ -149,7 +149,6 @@ impl Network {
         }
         let mut nl = Netlink::open()?;
         let bridge_existed = nl.link_index(&config.bridge)?;
-        let table_existed = nft::list_table(&config.table)?.is_some();
         let routes = nl.routes()?;
         let subnet = match (&existing, config.subnet) {
             (Some(st), _) => st.subnet,
@@ -197,8 +196,8 @@ impl Network {
             if bridge_existed.is_none() {
                 let _ = nl.delete_link(&config.bridge);
             }
-            if !table_existed {
-                let _ = nft::delete_table(&config.table);
+            if existing.is_none() {
+                let _ = nft::remove_network(&config.table, &config.bridge);
             }
             return Err(e);
         }
@@ -250,7 +249,7 @@ impl Network {
                 return Ok(a.clone());
             }
             // Recorded but its veth is gone (the namespace died): start afresh.
-            nft::remove_container(&self.cfg.table, container_id)?;
+            nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
             st.containers.remove(container_id);
         }
         let taken: BTreeSet<Ipv4Addr> = st.containers.values().map(|a| a.ip).collect();
@@ -278,19 +277,23 @@ impl Network {
                 .next_free(&taken)
                 .ok_or_else(|| Error::PoolExhausted(self.subnet.to_string()))?,
         };
-        // Conflicts with bindings berth already made are refused before touching anything.
-        let in_use: Vec<PortBinding> = st
+        // Conflicts with bindings berth already made (this network's, and any other network's
+        // sharing the table) are refused before touching anything.
+        let mut in_use: Vec<(String, PortBinding)> = st
             .containers
-            .values()
-            .flat_map(|a| a.ports.iter().copied())
+            .iter()
+            .flat_map(|(id, a)| a.ports.iter().map(move |p| (id.clone(), *p)))
             .collect();
+        in_use.extend(nft::published_ports(&self.cfg.table)?);
         for (i, p) in ports.iter().enumerate() {
-            if let Some(q) = in_use
-                .iter()
-                .chain(ports[..i].iter())
-                .find(|q| p.conflicts(q))
-            {
-                return Err(port_in_use(p, &format!("already published as {q}")));
+            if let Some((who, q)) = in_use.iter().find(|(_, q)| p.conflicts(q)) {
+                return Err(port_in_use(
+                    p,
+                    &format!("already published as {q} by container {who}"),
+                ));
+            }
+            if let Some(q) = ports[..i].iter().find(|q| p.conflicts(q)) {
+                return Err(port_in_use(p, &format!("requested twice (also as {q})")));
             }
         }
         let o = u32::from(ip).to_be_bytes();
@@ -310,7 +313,13 @@ impl Network {
         let result = (|| {
             self.plumb(&mut host, &veth, netns, ip, o)?;
             let resolved = resolve_ports(ports, &in_use)?;
-            nft::add_ports(&self.cfg.table, container_id, ip, &resolved)?;
+            nft::add_ports(
+                &self.cfg.table,
+                &self.cfg.bridge,
+                container_id,
+                ip,
+                &resolved,
+            )?;
             Ok(resolved)
         })();
         match result {
@@ -325,7 +334,7 @@ impl Network {
                 Ok(a)
             }
             Err(e) => {
-                let _ = nft::remove_container(&self.cfg.table, container_id);
+                let _ = nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id);
                 let _ = host.delete_link(&veth);
                 st.containers.remove(container_id);
                 let _ = self.save(&st);
@@ -375,7 +384,7 @@ impl Network {
     }
 
     fn teardown(&self, container_id: &str) -> Result<(), Error> {
-        nft::remove_container(&self.cfg.table, container_id)?;
+        nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
         Netlink::open()?.delete_link(&self.veth_name(container_id))
     }
 
@@ -388,7 +397,7 @@ impl Network {
                 self.teardown(id)?;
             }
         }
-        nft::delete_table(&self.cfg.table)?;
+        nft::remove_network(&self.cfg.table, &self.cfg.bridge)?;
         Netlink::open()?.delete_link(&self.cfg.bridge)?;
         let path = self.dir.join(STATE_FILE);
         match fs::remove_file(&path) {
@@ -487,7 +496,10 @@ fn port_in_use(p: &PortBinding, why: &str) -> Error {
 
 /// Checks each binding against the host's sockets (binding and releasing the port) and
 /// replaces host port 0 with a free port.
-fn resolve_ports(ports: &[PortBinding], in_use: &[PortBinding]) -> Result<PortBindings, Error> {
+fn resolve_ports(
+    ports: &[PortBinding],
+    in_use: &[(String, PortBinding)],
+) -> Result<PortBindings, Error> {
     let mut out: Vec<PortBinding> = Vec::new();
     for p in ports {
         let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -501,6 +513,7 @@ fn resolve_ports(ports: &[PortBinding], in_use: &[PortBinding]) -> Result<PortBi
             };
             let clash = in_use
                 .iter()
+                .map(|(_, q)| q)
                 .chain(out.iter())
                 .any(|q| candidate.conflicts(q));
             if !clash {

@@ -30,15 +30,22 @@ struct TestNet {
     net: Option<Network>,
     bridge: String,
     table: String,
+    own_table: bool,
     dir: tempfile::TempDir,
 }
 
 impl TestNet {
     fn new() -> TestNet {
+        Self::with_table(None)
+    }
+
+    /// A network in `table` (shared with another test network) or in a table of its own.
+    fn with_table(table: Option<&str>) -> TestNet {
         let dir = tempfile::tempdir().unwrap();
         let u = unique();
         let bridge = format!("bt{u}");
-        let table = format!("berth-test-{u}");
+        let own_table = table.is_none();
+        let table = table.map_or_else(|| format!("berth-test-{u}"), str::to_string);
         for _ in 0..50 {
             let r = rand_u32();
             let subnet: Subnet = format!("10.{}.{}.0/24", 100 + r % 100, (r >> 8) % 256)
@@ -50,6 +57,7 @@ impl TestNet {
                         net: Some(net),
                         bridge,
                         table,
+                        own_table,
                         dir,
                     };
                 }
@@ -74,10 +82,12 @@ impl Drop for TestNet {
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.table])
-            .stderr(Stdio::null())
-            .status();
+        if self.own_table {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &self.table])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -534,4 +544,40 @@ fn fifty_attach_detach_cycles_leave_nothing() {
     assert!(t.net().attachments().unwrap().is_empty());
     let listing = nft_table(&t.table).unwrap();
     assert!(!listing.contains("dnat to"), "rules left: {listing}");
+}
+
+#[test]
+fn networks_sharing_a_table_keep_to_their_own_chains() {
+    let a = TestNet::new();
+    let mut b = TestNet::with_table(Some(&a.table));
+    let (ca, cb) = (Sandbox::new(), Sandbox::new());
+    serve(&ca, 80, "from a");
+    let att = a
+        .net()
+        .attach("on-a", &ca.netns(), &[port("0:80")], None)
+        .unwrap();
+    let hp = att.ports[0].host_port;
+    // The port is taken across networks sharing the table.
+    let e = b
+        .net()
+        .attach("on-b", &cb.netns(), &[port(&format!("{hp}:80"))], None)
+        .unwrap_err();
+    assert!(e.to_string().contains("on-a"), "{e}");
+    b.net()
+        .attach("on-b", &cb.netns(), &[port("0:81")], None)
+        .unwrap();
+    // Destroying b removes its chains only; a keeps working.
+    b.net.take().unwrap().destroy().unwrap();
+    let listing = nft_table(&a.table).unwrap();
+    assert!(!listing.contains(&b.bridge), "b's chains left: {listing}");
+    assert!(listing.contains(&format!("pub-{}", a.bridge)), "{listing}");
+    assert_eq!(
+        fetch(connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, hp))),
+        "from a"
+    );
+    drop(b);
+    assert!(
+        nft_table(&a.table).is_some(),
+        "b's cleanup removed a's table"
+    );
 }
