@@ -581,3 +581,121 @@ fn networks_sharing_a_table_keep_to_their_own_chains() {
         "b's cleanup removed a's table"
     );
 }
+
+#[test]
+fn concurrent_attaches_get_distinct_addresses() {
+    let t = TestNet::new();
+    let boxes: Vec<Sandbox> = (0..6).map(|_| Sandbox::new()).collect();
+    let ips: Vec<Ipv4Addr> = std::thread::scope(|s| {
+        let handles: Vec<_> = boxes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let net = t.net();
+                s.spawn(move || net.attach(&format!("par{i}"), &b.netns(), &[port("0:80")], None))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap().ip)
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<_> = ips.iter().collect();
+    assert_eq!(distinct.len(), ips.len(), "duplicate addresses: {ips:?}");
+    assert_eq!(t.net().attachments().unwrap().len(), 6);
+    // A second handle on the same state dir sees the same allocations.
+    let other = Network::open(t.dir.path(), config(&t.bridge, &t.table, None)).unwrap();
+    assert_eq!(other.attachments().unwrap().len(), 6);
+}
+
+#[test]
+fn dead_container_is_reattached_afresh_and_detaches_cleanly() {
+    let t = TestNet::new();
+    let first = Sandbox::new();
+    let a = t
+        .net()
+        .attach("phoenix", &first.netns(), &[port("0:80")], None)
+        .unwrap();
+    drop(first); // the namespace dies, and the kernel deletes the veth pair with it
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host_links().contains(&a.veth) {
+        assert!(Instant::now() < deadline, "veth outlived its namespace");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = Sandbox::new();
+    let b = t
+        .net()
+        .attach("phoenix", &second.netns(), &[port("0:80")], None)
+        .unwrap();
+    assert!(second.links().contains("eth0"));
+    let listing = nft_table(&t.table).unwrap();
+    assert_eq!(
+        listing.matches("berth:phoenix").count(),
+        1,
+        "stale rules kept: {listing}"
+    );
+    assert_eq!(b.ip, a.ip);
+    t.net().detach("phoenix").unwrap();
+    assert!(t.net().attachments().unwrap().is_empty());
+}
+
+#[test]
+fn corrupt_state_is_refused_naming_the_file() {
+    let t = TestNet::new();
+    let state = t.dir.path().join("network.json");
+    let good = std::fs::read(&state).unwrap();
+    std::fs::write(&state, b"{\"name\": 5").unwrap();
+    let c = Sandbox::new();
+    let e = t.net().attach("x", &c.netns(), &[], None).unwrap_err();
+    assert!(matches!(e, Error::CorruptState { .. }), "{e}");
+    assert!(e.to_string().contains("network.json"), "{e}");
+    assert!(!c.links().contains("eth0"));
+    // An entry whose address lies outside the subnet is refused too.
+    let mut v: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    v["containers"]["evil"] = serde_json::json!({
+        "ip": "192.0.2.2", "prefix": 24, "gateway": "192.0.2.1", "mac": "x",
+        "veth": "eth0", "ports": []
+    });
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = t.net().detach("evil").unwrap_err();
+    assert!(e.to_string().contains("evil"), "{e}");
+    assert!(host_links().contains("eth0:"), "host eth0 touched");
+    std::fs::write(&state, good).unwrap();
+}
+
+#[test]
+fn udp_port_is_published() {
+    let t = TestNet::new();
+    let c = Sandbox::new();
+    let sock = in_netns(&c.netns(), || {
+        std::net::UdpSocket::bind("0.0.0.0:5353").unwrap()
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(&buf[..n], from);
+        }
+    });
+    let a = t
+        .net()
+        .attach("dns", &c.netns(), &[port("0:5353/udp")], None)
+        .unwrap();
+    let hp = a.ports[0].host_port;
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let n = loop {
+        client.send_to(b"ping", ("127.0.0.1", hp)).unwrap();
+        if let Ok((n, _)) = client.recv_from(&mut buf) {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no udp echo through the published port"
+        );
+    };
+    assert_eq!(&buf[..n], b"ping");
+}
