@@ -552,3 +552,9 @@ fn read_sysctl(path: &str) -> Result<String, Error> {
 fn write_sysctl(path: &str, value: &str) -> Result<(), Error> {
     fs::write(path, value).map_err(|e| state_err(Path::new(path), e))
 }
+
+// The engine shares one handle between tokio tasks.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Network>();
+};
