@@ -338,6 +338,14 @@ impl crate::engine::Engine {
         validate_only: bool,
     ) -> Result<crate::spec::ContainerSpec, Error> {
         let mut body = create_body(rec);
+        // Published ports are the network's business when there is a bridge.
+        if crate::net::uses_bridge(&rec.host_config)
+            && self.inner.net.is_some()
+            && let Some(hc) = body.host_config.as_mut()
+        {
+            hc.port_bindings = None;
+            hc.publish_all_ports = None;
+        }
         if validate_only {
             // Users are looked up in the image's files at start (as Docker does).
             body.user = None;

@@ -38,6 +38,9 @@ pub struct Config {
     pub shim: PathBuf,
     /// The init for `--init` (tini or catatonit), if one is installed.
     pub init: Option<PathBuf>,
+    /// The default bridge network; `None`: containers in bridge mode get a network
+    /// namespace with only loopback.
+    pub network: Option<crate::net::NetConfig>,
 }
 
 /// What `wait` callers watch.
@@ -101,6 +104,7 @@ pub(crate) struct Inner {
     pub cfg: Config,
     pub db: Arc<Db>,
     pub images: crate::images::Images,
+    pub net: Option<berth_net::Network>,
     pub ctrs: RwLock<HashMap<String, Arc<Ctr>>>,
     pub events: Events,
     pub execs: Mutex<HashMap<String, Arc<crate::exec::Exec>>>,
@@ -125,11 +129,19 @@ impl Engine {
                 .map_err(|e| Error::system(format!("opening the metadata database: {e}")))?,
         );
         let images = crate::images::Images::open(&cfg.data_root, db.clone())?;
+        let net = match &cfg.network {
+            Some(n) => Some(crate::net::open(
+                &cfg.data_root.join("network").join(&n.bridge),
+                n,
+            )?),
+            None => None,
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
                 db,
                 images,
+                net,
                 ctrs: RwLock::new(HashMap::new()),
                 events: Events::default(),
                 execs: Mutex::new(HashMap::new()),
@@ -278,6 +290,20 @@ impl Engine {
                     .ok()
                     .flatten();
                     match adopted {
+                        Some((shim, st)) if st.status == berth_shim::protocol::Status::Stopped => {
+                            // It exited while berthd was away: record that now.
+                            ctr.set_shim(Some(Arc::new(shim)));
+                            let exit = st.exit_code.map(|c| {
+                                (
+                                    i64::from(c),
+                                    st.exited_at.clone().unwrap_or_else(clock::now_rfc3339),
+                                )
+                            });
+                            let _g = ctr.op.lock().await;
+                            self.finish_exit(&ctr, exit).await;
+                            drop(_g);
+                            self.after_exit(ctr.clone(), true).await;
+                        }
                         Some((shim, st)) => {
                             tracing::info!("container {}: re-adopted (pid {})", ctr.id, st.pid);
                             ctr.set_shim(Some(Arc::new(shim)));
@@ -355,6 +381,7 @@ impl Engine {
     /// delete, rootfs unmount. Call with the lifecycle lock held.
     pub(crate) async fn finish_exit(&self, ctr: &Arc<Ctr>, exit: Option<(i64, String)>) {
         let oom = crate::stats::oom_killed(&ctr.id);
+        self.detach_network(ctr).await;
         if let Some(shim) = ctr.shim() {
             let _ = tokio::task::spawn_blocking(move || shim.delete()).await;
         }
@@ -453,6 +480,26 @@ impl Engine {
         {
             tracing::warn!("container {}: auto-remove: {e}", ctr.id);
         }
+    }
+}
+
+impl Engine {
+    /// Takes a container off the bridge (its veth, address and published ports).
+    pub(crate) async fn detach_network(&self, ctr: &Arc<Ctr>) {
+        if ctr.record().net.is_none() {
+            return;
+        }
+        let engine = self.clone();
+        let id = ctr.id.clone();
+        let res = tokio::task::spawn_blocking(move || match engine.inner.net.as_ref() {
+            Some(n) => n.detach(&id),
+            None => Ok(()),
+        })
+        .await;
+        if let Ok(Err(e)) = res {
+            tracing::warn!("container {}: leaving the bridge: {e}", ctr.id);
+        }
+        ctr.with_rec(|r| r.net = None);
     }
 }
 

@@ -16,6 +16,7 @@ mod exec;
 mod images;
 mod lifecycle;
 mod logs;
+pub mod net;
 pub mod record;
 pub mod seccomp_profile;
 pub mod spec;
@@ -24,3 +25,4 @@ mod system;
 
 pub use engine::{Config, Engine};
 pub use images::{Images, ResolvedImage};
+pub use net::NetConfig;

@@ -77,7 +77,16 @@ impl Engine {
             resolv_conf_path: data_dir.join("resolv.conf").display().to_string(),
             mounts: crate::bundle::mount_points(&body.host_config.clone().unwrap_or_default()),
             warnings: warnings.clone(),
+            net: None,
         };
+        if crate::net::uses_bridge(&rec.host_config) && self.inner.net.is_some() {
+            crate::net::port_bindings(&rec.host_config)?;
+        } else if let Some(m) = rec.host_config.network_mode.as_deref()
+            && !matches!(m, "" | "default" | "bridge" | "none" | "host")
+            && !m.starts_with("container:")
+        {
+            return Err(Error::not_found(format!("network {m} not found")));
+        }
         // Everything the spec builder refuses is refused now, before anything exists.
         self.check_create(&rec)?;
         let data = serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
@@ -233,15 +242,16 @@ impl Engine {
             max_file,
         });
         let shim_bin = self.inner.cfg.shim.clone();
-        let spawned = tokio::task::spawn_blocking(move || -> Result<Shim, berth_shim::Error> {
-            let _ = std::fs::remove_dir_all(&args.state_dir);
-            berth_shim::client::spawn(&shim_bin, &args)?;
-            Shim::connect(&args.state_dir)
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
-        let shim = match spawned {
-            Ok(s) => Arc::new(s),
+        let spawned =
+            tokio::task::spawn_blocking(move || -> Result<(Shim, i32), berth_shim::Error> {
+                let _ = std::fs::remove_dir_all(&args.state_dir);
+                let pid = berth_shim::client::spawn(&shim_bin, &args)?;
+                Ok((Shim::connect(&args.state_dir)?, pid))
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let (shim, init_pid) = match spawned {
+            Ok((s, pid)) => (Arc::new(s), pid),
             Err(e) => {
                 let msg =
                     format!("failed to create task for container: OCI runtime create failed: {e}");
@@ -254,6 +264,46 @@ impl Engine {
                 return Err(fail(err, code));
             }
         };
+        // The runtime made the network namespace: put it on the bridge before the process runs.
+        if crate::net::uses_bridge(&rec.host_config) && self.inner.net.is_some() {
+            let ports = crate::net::port_bindings(&rec.host_config);
+            let engine = self.clone();
+            let id = ctr.id.clone();
+            let attached =
+                tokio::task::spawn_blocking(move || -> Result<berth_net::Attachment, Error> {
+                    let net = engine
+                        .inner
+                        .net
+                        .as_ref()
+                        .ok_or_else(|| Error::internal("no network"))?;
+                    net.attach(
+                        &id,
+                        std::path::Path::new(&format!("/proc/{init_pid}/ns/net")),
+                        &ports?,
+                        None,
+                    )
+                    .map_err(crate::net::net_err)
+                })
+                .await
+                .map_err(|e| Error::internal(e.to_string()))
+                .and_then(|r| r);
+            match attached {
+                Ok(a) => {
+                    crate::net::add_host_entry(&rec, &a);
+                    ctr.with_rec(|r| r.net = Some(a));
+                }
+                Err(e) => {
+                    let s = shim.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.delete()).await;
+                    let e = Error::system(format!(
+                        "failed to set up the network of container {}: {}",
+                        rec.short_name(),
+                        e.message()
+                    ));
+                    return Err(fail(e, 128));
+                }
+            }
+        }
         // Attach streams opened before start see everything from the first byte.
         let pending: Vec<_> = ctr
             .pending_attach
@@ -276,6 +326,7 @@ impl Engine {
             Ok(Err(e)) => {
                 let s = shim.clone();
                 let _ = tokio::task::spawn_blocking(move || s.delete()).await;
+                self.detach_network(ctr).await;
                 let msg = format!("failed to start container {}: {e}", rec.short_name());
                 let code = exit_code_for(&msg);
                 return Err(fail(Error::system(msg), code));
@@ -549,6 +600,7 @@ impl Engine {
             )));
         }
         ctr.with_rec(|r| r.state.status = Status::Removing);
+        self.detach_network(ctr).await;
         if let Some(shim) = ctr.shim() {
             let _ = tokio::task::spawn_blocking(move || shim.delete()).await;
             ctr.set_shim(None);

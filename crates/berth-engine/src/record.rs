@@ -130,6 +130,9 @@ pub struct Record {
     /// Warnings given at create.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Its place on the bridge network while it runs.
+    #[serde(default)]
+    pub net: Option<berth_net::Attachment>,
 }
 
 impl Record {
@@ -259,6 +262,7 @@ impl Record {
             host_config: Some(self.host_config.clone()),
             config: Some(self.config.clone()),
             mounts: Some(self.mounts.clone()),
+            network_settings: Some(crate::net::settings(self)),
             ..Default::default()
         }
     }

@@ -45,6 +45,16 @@ struct Args {
     /// The OCI runtime binary (default: berth-runtime beside berthd, else on PATH)
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
+    /// The default bridge's interface ("none": no bridge; containers in bridge mode then get
+    /// only loopback)
+    #[arg(short = 'b', long, value_name = "NAME", default_value = "berth0")]
+    bridge: String,
+    /// The default bridge's subnet (default: the first of Docker's pools no host route uses)
+    #[arg(long, value_name = "CIDR")]
+    bip: Option<String>,
+    /// berth's own nftables table (NAT and published ports); other tables are never touched
+    #[arg(long, value_name = "NAME", default_value = "berth")]
+    nft_table: String,
     /// Debug logging
     #[arg(short = 'D', long)]
     debug: bool,
@@ -168,6 +178,11 @@ fn main() -> Result<()> {
         runtime: a.runtime.unwrap_or_else(|| helper("berth-runtime")),
         shim: helper("berth-shim"),
         init: find_init(),
+        network: (a.bridge != "none").then(|| berth_engine::NetConfig {
+            bridge: a.bridge.clone(),
+            subnet: a.bip.clone(),
+            table: a.nft_table.clone(),
+        }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -118,9 +118,13 @@ fn bad_input_is_refused_and_leaves_nothing() {
         Some(r#"{"Image":"busybox","Cmd":["true"]}"#),
     );
     assert_eq!(code, 400, "{body}");
-    let (code, body) = d.request("POST", "/v1.50/containers/create", Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}"#));
+    let (code, body) = d.request(
+        "POST",
+        "/v1.50/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Links":["db:db"]}}"#),
+    );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("PortBindings"), "{body}");
+    assert!(body.contains("Links"), "{body}");
     assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
     let n = std::fs::read_dir(d.data_root().join("containers"))
         .unwrap()

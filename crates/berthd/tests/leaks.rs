@@ -70,6 +70,12 @@ fn three_hundred_run_rm_cycles_leave_nothing() {
     );
     assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
     assert_eq!(mounts_under(d.dir.path()), Vec::<String>::new());
+    let veths = run(
+        std::process::Command::new("ip").args(["-o", "link", "show", "master", &d.bridge]),
+        None,
+    )
+    .stdout;
+    assert_eq!(veths.trim(), "", "veths left on the bridge");
     for id in &ids {
         for ctl in ["memory", "pids", "cpu", "freezer"] {
             let p = format!("/sys/fs/cgroup/{ctl}/berth/{id}");

@@ -161,6 +161,9 @@ pub fn bin_dir() -> PathBuf {
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
+    /// This daemon's own bridge and nftables table (never shared with another test's).
+    pub bridge: String,
+    pub table: String,
     child: Option<Child>,
 }
 
@@ -172,9 +175,22 @@ impl Daemon {
             .tempdir_in("/tmp")
             .unwrap();
         let sock = dir.path().join("d.sock");
+        let tag: String = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .skip(2)
+            .collect::<String>()
+            .to_lowercase();
+        let bridge = format!("bt{}", &tag[..tag.len().min(10)]);
+        let table = format!("berth-test-{tag}");
         let mut d = Daemon {
             dir,
             sock,
+            bridge,
+            table,
             child: None,
         };
         d.spawn();
@@ -206,6 +222,10 @@ impl Daemon {
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--pidfile")
             .arg(self.dir.path().join("berthd.pid"))
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--nft-table")
+            .arg(&self.table)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -375,6 +395,18 @@ impl Drop for Daemon {
                 }
             }
         }
+        // Our bridge and nftables table (veths went with their containers).
+        let _ = run(Command::new("ip").args(["link", "del", &self.bridge]), None);
+        let _ = run(
+            Command::new("nft").args(["delete", "table", "ip", &self.table]),
+            None,
+        );
+        // Our bridge and nftables table (veths went with their containers).
+        let _ = run(Command::new("ip").args(["link", "del", &self.bridge]), None);
+        let _ = run(
+            Command::new("nft").args(["delete", "table", "ip", &self.table]),
+            None,
+        );
         // Mounts under our directory, deepest first.
         let root = self.dir.path().to_string_lossy().into_owned();
         let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
