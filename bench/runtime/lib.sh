@@ -86,10 +86,14 @@ bench_setup() {
     need_packages "${BUILD_PACKAGES[@]}" runc crun busybox-static time python3 procps util-linux "$@"
     if [ -n "${BERTH_RUNTIME:-}" ]; then
         BERTH=$(realpath "$BERTH_RUNTIME")
-    else
-        echo "==> cargo build --release -p berth-runtime" >&2
+    elif [ "${DYNAMIC:-0}" = 1 ]; then
+        echo "==> cargo build --release -p berth-runtime (dynamically linked)" >&2
         cargo build --release --quiet -p berth-runtime
         BERTH=$(realpath "${CARGO_TARGET_DIR:-target}/release/berth-runtime")
+    else
+        # The build berth ships (scripts/demo.sh installs it): static-pie.
+        echo "==> static-pie release build of berth-runtime (scripts/lib.sh build_static_helpers)" >&2
+        BERTH=$(realpath "$(build_static_helpers)/berth-runtime")
     fi
     WORK=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
     trap bench_cleanup EXIT

@@ -7,6 +7,7 @@
 # Environment:
 #   ROUNDS=40 WARMUP=5 RSS_ROUNDS=10   timed rounds, uncounted warm-up rounds, peak-RSS rounds
 #   BERTH_RUNTIME=PATH                 use this berth-runtime instead of building one
+#   DYNAMIC=1                          build the dynamically linked one (default: static-pie, as shipped)
 #   COMPARE=PATH                       also time this other berth-runtime build against it
 #                                      (before/after of a change)
 #   OUT=FILE                           where the Markdown report goes (default:
