@@ -435,6 +435,21 @@ pub fn write_diff_naive<W: Write>(lower: Option<&Path>, upper: &Path, w: W) -> R
     t.finish()
 }
 
+/// Writes the whole tree below `root` as a tar to `w` (`docker export`), in the same stable
+/// order and format as the diffs, without an entry for `root` itself. Overlay whiteouts are
+/// not special here: `root` is meant to be a merged (mounted) view, where none are visible.
+/// Sockets are left out. Returns the tar's digest and length.
+pub fn write_tree<W: Write>(root: BorrowedFd<'_>, w: W) -> Result<DiffResult> {
+    let mut t = TarOut::new(w);
+    fsutil::walk(root, Path::new(""), &mut |v| {
+        let xattrs = fsutil::list_xattrs(v.dir, v.name)?;
+        t.object(v.dir, v.name, v.rel, &v.meta, &xattrs)?;
+        Ok(Descend::Yes)
+    })
+    .ctx(|| "writing the file system tar")?;
+    t.finish()
+}
+
 fn emit_path<W: Write>(t: &mut TarOut<W>, base: BorrowedFd<'_>, rel: &Path) -> io::Result<()> {
     let parent = rel.parent().unwrap_or(Path::new(""));
     let name = rel
