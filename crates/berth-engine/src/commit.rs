@@ -109,6 +109,56 @@ fn merge(base: &mut berth_image::ContainerConfig, user: &ContainerConfig) {
     }
 }
 
+/// Where the runtime mounts things into a container: empty files and directories it had to
+/// create for them are its doing, not the container's (Docker keeps them in an "init" layer
+/// below the container's own).
+fn mount_points(rec: &crate::record::Record) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = [
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/.dockerenv",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .collect();
+    v.extend(
+        rec.mounts
+            .iter()
+            .filter_map(|m| m.destination.as_deref())
+            .map(std::path::PathBuf::from),
+    );
+    v
+}
+
+/// Drops the additions of mount points (and below them), then the directories reported
+/// changed only because such a mount point was created in them.
+fn hide_mount_points(
+    list: Vec<berth_snapshot::Change>,
+    points: &[std::path::PathBuf],
+) -> Vec<berth_snapshot::Change> {
+    let (hidden, kept): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .partition(|c| c.kind == ChangeKind::Add && points.iter().any(|p| c.path.starts_with(p)));
+    if hidden.is_empty() {
+        return kept;
+    }
+    let below = |dir: &std::path::Path, c: &berth_snapshot::Change| {
+        c.path != dir && c.path.starts_with(dir)
+    };
+    kept.iter()
+        .filter(|c| {
+            !(c.kind == ChangeKind::Modify
+                && hidden.iter().any(|h| below(&c.path, h))
+                && !kept.iter().any(|k| below(&c.path, k)))
+        })
+        .cloned()
+        .collect()
+}
+
 fn join_err(e: tokio::task::JoinError) -> Error {
     Error::internal(e.to_string())
 }
@@ -117,7 +167,8 @@ impl Engine {
     /// `GET /containers/{id}/changes`.
     pub async fn changes(&self, key: &str) -> Result<Vec<FilesystemChange>, Error> {
         let ctr = self.lookup(key)?;
-        let snap = ctr.record().snapshot_key;
+        let rec = ctr.record();
+        let snap = rec.snapshot_key.clone();
         let engine = self.clone();
         let list = tokio::task::spawn_blocking(move || {
             engine.inner.images.store().snapshotter().changes(&snap)
@@ -125,6 +176,7 @@ impl Engine {
         .await
         .map_err(join_err)?
         .map_err(|e| Error::system(format!("reading the changes of container {key}: {e}")))?;
+        let list = hide_mount_points(list, &mount_points(&rec));
         Ok(list
             .into_iter()
             .map(|c| FilesystemChange {

@@ -384,5 +384,10 @@ async fn commit<B: Backend>(
             .collect(),
         config,
     };
-    Ok(super::json(StatusCode::CREATED, &b.commit(opts).await?))
+    // The model serializes its field as `id`; Docker sends `Id`.
+    let r = b.commit(opts).await?;
+    Ok(super::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": r.id }),
+    ))
 }
