@@ -271,6 +271,10 @@ impl Engine {
             author: o.author.clone(),
             created_by,
             created: None,
+            skip: mount_points(&rec)
+                .iter()
+                .filter_map(|p| p.strip_prefix("/").ok().map(std::path::Path::to_path_buf))
+                .collect(),
         };
 
         let paused = o.pause && rec.state.status == Status::Running;

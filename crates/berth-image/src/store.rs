@@ -88,6 +88,9 @@ pub struct CommitOptions {
     pub created_by: Option<String>,
     /// The image's creation time (default: now).
     pub created: Option<SystemTime>,
+    /// Paths (relative to the root) left out of the layer when the base image lacks them:
+    /// mount points the runtime created (`etc/hosts`, …).
+    pub skip: Vec<std::path::PathBuf>,
 }
 
 /// An image with everything `docker image inspect` shows.
@@ -440,7 +443,9 @@ impl ImageStore {
         let mut writer = self.content.writer(None, None)?;
         let diff = {
             let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
-            let d = self.snapshots.write_diff(key, &mut gz)?;
+            let d = self
+                .snapshots
+                .write_diff_skipping(key, &opts.skip, &mut gz)?;
             gz.finish()
                 .map_err(|e| Error::Msg(format!("compressing the layer: {e}")))?;
             d

@@ -563,6 +563,24 @@ impl Snapshotter {
         }
     }
 
+    /// [`Snapshotter::write_diff`] leaving out the objects at `skip` (relative paths) that
+    /// the parent does not have: mount points a runtime created (see
+    /// [`crate::diff::write_diff_skipping`]).
+    pub fn write_diff_skipping<W: Write>(
+        &self,
+        key: &str,
+        skip: &[PathBuf],
+        w: W,
+    ) -> Result<DiffResult> {
+        let (dir, chain) = self.dirs(key)?;
+        match self.driver {
+            Driver::Copy => {
+                diff::write_diff_naive_skipping(chain.first().map(PathBuf::as_path), &dir, skip, w)
+            }
+            _ => diff::write_diff_skipping(&chain, &dir, skip, w),
+        }
+    }
+
     /// The changes of snapshot `key` over its parent, as `docker diff` lists them.
     pub fn changes(&self, key: &str) -> Result<Vec<Change>> {
         let (dir, chain) = self.dirs(key)?;

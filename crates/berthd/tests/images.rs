@@ -112,6 +112,23 @@ fn commit_then_run_the_new_image() {
         "world\n"
     );
 
+    // The layer holds the container's own change, not the mount points the runtime made:
+    // of the two snapshot directories with /greeting (the container's upper and the new
+    // layer), one has no /etc/hosts.
+    let with_greeting: Vec<_> = std::fs::read_dir(d.data_root().join("snapshots/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("fs"))
+        .filter(|fs| fs.join("greeting").exists())
+        .collect();
+    assert_eq!(with_greeting.len(), 2, "{with_greeting:?}");
+    assert!(
+        with_greeting
+            .iter()
+            .any(|fs| !fs.join("etc/hosts").exists()),
+        "the committed layer has the runtime's mount points"
+    );
+
     let img = image(&d, "greeter:1");
     assert_eq!(img["Id"], id);
     assert_eq!(img["Comment"], "add a greeting");
