@@ -264,6 +264,10 @@ impl ImageBackend for Engine {
             architecture: Some(img.config.architecture.clone()),
             os: Some(img.config.os.clone()),
             size: Some(img.record.size as i64),
+            graph_driver: Some(berth_api_types::models::DriverData {
+                name: self.inner.images.store().snapshotter().driver().to_string(),
+                data: HashMap::new(),
+            }),
             root_fs: Some(ImageInspectRootFs {
                 typ: "layers".into(),
                 layers: Some(img.record.diff_ids.iter().map(|d| d.to_string()).collect()),

@@ -134,6 +134,14 @@ fn commit_then_run_the_new_image() {
     assert_eq!(img["Comment"], "add a greeting");
     assert_eq!(img["Author"], "Ada <ada@example.com>");
     assert_eq!(img["Parent"], base["Id"]);
+    assert_eq!(base["Parent"], "");
+    assert!(
+        matches!(
+            img["GraphDriver"]["Name"].as_str(),
+            Some("overlay" | "copy")
+        ),
+        "{img}"
+    );
     assert_eq!(
         img["Config"]["Cmd"],
         serde_json::json!(["cat", "/greeting"])
