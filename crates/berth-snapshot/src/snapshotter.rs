@@ -704,6 +704,20 @@ impl Snapshotter {
             .values()
             .map(|r| r.id.to_string())
             .collect();
+        // Scratch directories of exports a crash interrupted (normally detached and removed
+        // at once): nobody else has the root open, so they are all stale.
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("export-") {
+                    let p = e.path();
+                    warn!(dir = %p.display(), "removing a stale export directory");
+                    let _ = mount::unmount(&p);
+                    if let Err(err) = std::fs::remove_dir(&p) {
+                        warn!(dir = %p.display(), error = %err, "could not remove it");
+                    }
+                }
+            }
+        }
         let Ok(rd) = std::fs::read_dir(&self.snapshots) else {
             return;
         };

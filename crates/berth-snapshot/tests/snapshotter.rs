@@ -766,6 +766,12 @@ fn export_round_trip(driver: Driver) {
     assert!(!mountinfo.contains(&root.join("export-").to_string_lossy().into_owned()));
     // A committed snapshot has no mounts to export.
     assert!(s.export(&top, &mut Vec::new()).is_err());
+    drop((_g, _g2));
+    // A scratch directory a crash left behind goes at the next open.
+    drop(s);
+    std::fs::create_dir(root.join("export-stale")).unwrap();
+    let _s = Snapshotter::open(&root, driver).unwrap();
+    assert!(!root.join("export-stale").exists());
 }
 
 #[test]
