@@ -81,6 +81,14 @@ pub enum Cmd {
     Rmi(RmiArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Display system-wide information
     Info(FormatArgs),
     /// Show the berth version information
@@ -137,6 +145,12 @@ pub enum ContainerCmd {
     Rename(RenameArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +167,8 @@ pub enum ImageCmd {
     Import(ImportArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Make a base image from the host's packages (berth only)
     Bootstrap(BootstrapArgs),
 }
@@ -621,4 +637,58 @@ pub struct CompletionArgs {
     /// Shell: bash or zsh
     #[arg(value_parser = ["bash", "zsh"])]
     pub shell: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth commit -m 'add tools' -c 'CMD [\"sh\"]' web myimage:1.0"
+)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pause: bool,
+    pub container: String,
+    /// Repository and tag for the new image
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go template, 'table', 'table TEMPLATE' or 'json'
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
 }

@@ -431,6 +431,21 @@ impl ContainerBackend for Engine {
         })
     }
 
+    async fn changes(&self, id: &str) -> Result<Vec<FilesystemChange>, Error> {
+        Engine::changes(self, id).await
+    }
+
+    async fn export(&self, id: &str) -> Result<berth_server::backend::ByteStream, Error> {
+        Engine::export(self, id).await
+    }
+
+    async fn commit(
+        &self,
+        opts: berth_server::backend::CommitOptions,
+    ) -> Result<IdResponse, Error> {
+        Engine::commit(self, opts).await
+    }
+
     async fn prune(&self, filters: Filters) -> Result<ContainerPruneResponse, Error> {
         let (deleted, reclaimed) = Engine::prune(self, &filters).await?;
         Ok(ContainerPruneResponse {

@@ -264,6 +264,10 @@ impl ImageBackend for Engine {
             architecture: Some(img.config.architecture.clone()),
             os: Some(img.config.os.clone()),
             size: Some(img.record.size as i64),
+            graph_driver: Some(berth_api_types::models::DriverData {
+                name: self.inner.images.store().snapshotter().driver().to_string(),
+                data: HashMap::new(),
+            }),
             root_fs: Some(ImageInspectRootFs {
                 typ: "layers".into(),
                 layers: Some(img.record.diff_ids.iter().map(|d| d.to_string()).collect()),
@@ -272,26 +276,75 @@ impl ImageBackend for Engine {
         })
     }
 
+    async fn image_inspect_json(&self, name: &str) -> Result<serde_json::Value, Error> {
+        let img = ImageBackend::image_inspect(self, name).await?;
+        let parent = img
+            .id
+            .as_deref()
+            .and_then(|id| self.inner.images.store().resolve(id).ok())
+            .and_then(|r| r.parent)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let mut v = serde_json::to_value(img)
+            .map_err(|e| Error::internal(format!("encoding image: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("Parent".into(), parent.into());
+            o.insert("DockerVersion".into(), "".into());
+        }
+        Ok(v)
+    }
+
+    /// Docker's order: newest first; the entries are given the ids (and tags) of the image
+    /// and its ancestors one by one, the rest are `<missing>`; an entry that made a layer
+    /// shows that layer's size on disk.
     async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, Error> {
-        let img = self.inner.images.store().inspect(name).map_err(err)?;
-        let mut out: Vec<ImageHistoryResponseItem> = img
-            .config
-            .history
-            .iter()
-            .map(|h| ImageHistoryResponseItem {
+        let store = self.inner.images.store();
+        let img = store.inspect(name).map_err(|e| match e {
+            berth_image::Error::NotFound(_) => {
+                Error::not_found(format!("No such image: {}", familiar(name)))
+            }
+            other => err(other),
+        })?;
+        let snaps = store.snapshotter();
+        let mut layer = 0usize;
+        let mut out: Vec<ImageHistoryResponseItem> = Vec::new();
+        for h in &img.config.history {
+            let size = if h.empty_layer {
+                0
+            } else {
+                let s = img
+                    .record
+                    .chain_ids
+                    .get(layer)
+                    .and_then(|c| snaps.usage(c.as_str()).ok())
+                    .map_or(0, |u| u.size as i64);
+                layer += 1;
+                s
+            };
+            out.push(ImageHistoryResponseItem {
                 id: "<missing>".into(),
                 created: secs(&h.created),
                 created_by: h.created_by.clone().unwrap_or_default(),
                 tags: Vec::new(),
-                size: 0,
+                size,
                 comment: h.comment.clone().unwrap_or_default(),
-            })
-            .collect();
+            });
+        }
         out.reverse();
-        if let Some(first) = out.first_mut() {
-            first.id = img.record.id.to_string();
-            first.size = img.record.size as i64;
-            first.tags = img.repo_tags.iter().map(|r| r.familiar()).collect();
+        let mut cur = Some((
+            img.record.id.clone(),
+            img.repo_tags.clone(),
+            img.record.parent,
+        ));
+        for item in out.iter_mut() {
+            let Some((id, tags, parent)) = cur.take() else {
+                break;
+            };
+            item.id = id.to_string();
+            item.tags = tags.iter().map(|r| r.familiar()).collect();
+            cur = parent
+                .and_then(|p| store.inspect(p.as_str()).ok())
+                .map(|i| (i.record.id, i.repo_tags, i.record.parent));
         }
         Ok(out)
     }

@@ -10,6 +10,7 @@ mod attach;
 mod backend;
 pub mod bundle;
 pub mod clock;
+mod commit;
 mod engine;
 pub mod events;
 mod exec;

@@ -25,4 +25,4 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use model::{ContainerConfig, ImageConfig, Manifest, ManifestDoc, parse_manifest};
-pub use store::{DeleteItem, Image, ImageStore, ImageSummary, ImportOptions, InUse};
+pub use store::{CommitOptions, DeleteItem, Image, ImageStore, ImageSummary, ImportOptions, InUse};

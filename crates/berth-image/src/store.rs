@@ -71,6 +71,28 @@ pub struct ImportOptions {
     pub apply: Option<ApplyOptions>,
 }
 
+/// What [`ImageStore::commit`] makes of a container's changes.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The tag to set (`repo:tag`; a name alone gets `latest`). A digest reference is refused.
+    pub reference: Option<Reference>,
+    /// The container's config: the new image's config before `changes`.
+    pub config: ContainerConfig,
+    /// `--change` instructions (see [`crate::change`]), applied to `config`.
+    pub changes: Vec<String>,
+    /// `--message`: the history comment.
+    pub comment: Option<String>,
+    /// `--author`: the config's and history entry's author.
+    pub author: Option<String>,
+    /// The history entry's `created_by` (Docker: the container's command).
+    pub created_by: Option<String>,
+    /// The image's creation time (default: now).
+    pub created: Option<SystemTime>,
+    /// Paths (relative to the root) left out of the layer when the base image lacks them:
+    /// mount points the runtime created (`etc/hosts`, …).
+    pub skip: Vec<std::path::PathBuf>,
+}
+
 /// An image with everything `docker image inspect` shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -350,6 +372,228 @@ impl ImageStore {
             Ok::<_, berth_store::Error>(())
         })?;
         info!(id = %id, reference = ?opts.reference.as_ref().map(|r| r.familiar()), "image imported");
+        self.inspect(id.as_str())
+    }
+
+    /// `docker commit`: a new image made of image `parent` (`None`: no base image) plus the
+    /// changes of the active snapshot `key` (a container's root filesystem) as one more layer,
+    /// with `opts.config` (after `opts.changes`) as its container config and one more history
+    /// entry. The layer is written as a gzip tar into the content store and unpacked into a
+    /// committed snapshot named by its chain id; as for [`ImageStore::import`], everything is
+    /// written under a lease and a failure at any step leaves nothing behind. The caller makes
+    /// sure the snapshot does not change meanwhile (pauses the container).
+    pub fn commit(
+        &self,
+        parent: Option<&Digest>,
+        key: &str,
+        opts: &CommitOptions,
+    ) -> Result<Image> {
+        if let Some(r) = &opts.reference
+            && r.digest().is_some()
+        {
+            return Err(Error::InvalidParameter(format!(
+                "cannot commit to a digest reference: {}",
+                r.familiar()
+            )));
+        }
+        let mut cc = opts.config.clone();
+        apply_changes(&mut cc, &opts.changes)?;
+        let parent = match parent {
+            Some(id) => {
+                let rec = self
+                    .db
+                    .read(|tx| tx.get(&IMAGES, id.as_str()))?
+                    .ok_or_else(|| Error::NotFound(id.to_string()))?;
+                let config = self.config(&rec.id)?;
+                let manifest: Manifest =
+                    serde_json::from_slice(&self.content.read(&rec.manifest_digest)?)
+                        .map_err(|e| Error::Msg(format!("manifest of image {}: {e}", rec.id)))?;
+                Some((rec, config, manifest))
+            }
+            None => None,
+        };
+        let token = random_token()?;
+        let lease = format!("commit-{token}");
+        let work = format!("commit-{token}");
+        self.db.create_lease(&lease, Some(IMPORT_LEASE_TTL))?;
+        let res = self.commit_leased(parent, key, opts, cc, &lease, &work);
+        match self.snapshots.remove(&work) {
+            Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => {}
+            Err(e) => warn!(key = work, error = %e, "cannot remove commit snapshot"),
+        }
+        if let Err(e) = self.db.delete_lease(&lease) {
+            warn!(lease, error = %e, "cannot delete commit lease");
+        }
+        if let Err(e) = &res {
+            debug!(error = %e, "commit failed");
+        }
+        res
+    }
+
+    fn commit_leased(
+        &self,
+        parent: Option<(ImageRecord, ImageConfig, Manifest)>,
+        key: &str,
+        opts: &CommitOptions,
+        cc: ContainerConfig,
+        lease: &str,
+        work: &str,
+    ) -> Result<Image> {
+        // The layer: the snapshot's diff, gzip-compressed into the content store.
+        let mut writer = self.content.writer(None, None)?;
+        let diff = {
+            let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
+            let d = self
+                .snapshots
+                .write_diff_skipping(key, &opts.skip, &mut gz)?;
+            gz.finish()
+                .map_err(|e| Error::Msg(format!("compressing the layer: {e}")))?;
+            d
+        };
+        let compressed_size = writer.written();
+        let diff_id = to_digest(&diff.diff_id)?;
+        let parent_top = parent
+            .as_ref()
+            .and_then(|(r, _, _)| r.top_snapshot().map(|d| d.as_str().to_string()));
+        let mut diff_ids = parent
+            .as_ref()
+            .map(|(r, _, _)| r.diff_ids.clone())
+            .unwrap_or_default();
+        diff_ids.push(diff_id.clone());
+        let chain = chain_ids(&diff_ids);
+        let top = chain
+            .last()
+            .map(|d| d.as_str().to_string())
+            .ok_or_else(|| Error::Msg("commit made no layer".into()))?;
+
+        let _gc = self.gc_guard();
+        let blob = writer.commit()?;
+        self.db.write(|tx| {
+            tx.lease_add_content(lease, &blob)?;
+            tx.lease_add_snapshot(lease, &top)?;
+            tx.lease_add_snapshot(lease, work)
+        })?;
+        // The layer's snapshot, unpacked from the blob as a pull would (unless some image
+        // already has exactly this chain).
+        if self.snapshots.stat(&top).is_err() {
+            self.snapshots.prepare(work, parent_top.as_deref())?;
+            let applied = self.snapshots.apply_layer(
+                work,
+                self.content.open_blob(&blob)?,
+                &ApplyOptions::default(),
+            )?;
+            if applied.diff_id.as_str() != diff_id.as_str() {
+                return Err(Error::Msg(format!(
+                    "committed layer hashed as {diff_id} but unpacked as {}",
+                    applied.diff_id
+                )));
+            }
+            match self.snapshots.commit(&top, work) {
+                Ok(()) => {}
+                Err(berth_snapshot::Error::AlreadyExists(_)) => self.snapshots.remove(work)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        let created = rfc3339(opts.created.unwrap_or_else(SystemTime::now));
+        let platform = parent
+            .as_ref()
+            .map(|(r, _, _)| r.platform.clone())
+            .unwrap_or_else(host_platform);
+        let history_entry = History {
+            created: Some(created.clone()),
+            created_by: opts.created_by.clone(),
+            author: opts.author.clone(),
+            comment: opts.comment.clone().filter(|c| !c.is_empty()),
+            empty_layer: false,
+        };
+        let mut config = match &parent {
+            Some((_, c, _)) => c.clone(),
+            None => ImageConfig {
+                created: None,
+                author: None,
+                architecture: platform.architecture.clone(),
+                variant: platform.variant.clone(),
+                os: platform.os.clone(),
+                config: None,
+                rootfs: RootFs {
+                    typ: "layers".into(),
+                    diff_ids: Vec::new(),
+                },
+                history: Vec::new(),
+                extra: Default::default(),
+            },
+        };
+        config.created = Some(created.clone());
+        config.author = opts.author.clone().filter(|a| !a.is_empty());
+        config.config = Some(cc);
+        config.rootfs.diff_ids = diff_ids.clone();
+        config.history.push(history_entry);
+        let config_bytes = json(&config)?;
+        let id = self.content.put(&config_bytes, None)?;
+        self.db.lease_add_content(lease, &id)?;
+
+        let mut layers: Vec<Descriptor> = parent
+            .as_ref()
+            .map(|(_, _, m)| m.layers.clone())
+            .unwrap_or_default();
+        layers.push(Descriptor {
+            media_type: MEDIA_OCI_LAYER_GZIP.into(),
+            digest: blob.clone(),
+            size: compressed_size,
+            platform: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        });
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor {
+                media_type: MEDIA_OCI_CONFIG.into(),
+                digest: id.clone(),
+                size: config_bytes.len() as u64,
+                platform: None,
+                annotations: Default::default(),
+                extra: Default::default(),
+            },
+            layers,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest_digest = self.content.put(&json(&manifest)?, None)?;
+        self.db.lease_add_content(lease, &manifest_digest)?;
+
+        let mut layer_blobs = parent
+            .as_ref()
+            .map(|(r, _, _)| r.layers.clone())
+            .unwrap_or_default();
+        layer_blobs.push(blob);
+        let record = ImageRecord {
+            id: id.clone(),
+            manifest_digest,
+            media_type: MEDIA_OCI_MANIFEST.into(),
+            index_digest: None,
+            size: parent.as_ref().map_or(0, |(r, _, _)| r.size) + diff.size,
+            created: Some(created),
+            platform,
+            layers: layer_blobs,
+            diff_ids,
+            chain_ids: chain,
+            parent: parent.as_ref().map(|(r, _, _)| r.id.clone()),
+            labels: config
+                .config
+                .as_ref()
+                .map(|c| c.labels.clone())
+                .unwrap_or_default(),
+        };
+        self.db.write(|tx| {
+            tx.put(&IMAGES, id.as_str(), &record)?;
+            if let Some(r) = &opts.reference {
+                tx.put(&TAGS, &tag_key(r), &id)?;
+            }
+            Ok::<_, berth_store::Error>(())
+        })?;
+        info!(id = %id, reference = ?opts.reference.as_ref().map(|r| r.familiar()), "image committed");
         self.inspect(id.as_str())
     }
 

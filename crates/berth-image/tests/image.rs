@@ -672,3 +672,95 @@ fn concurrent_imports_of_one_layer_share_blob_and_snapshot() {
     }
     assert_only(&e, &[]);
 }
+
+#[test]
+fn commit_adds_a_layer_over_the_parent_and_bad_commits_leave_nothing() {
+    use berth_image::CommitOptions;
+    let e = env();
+    let base = import(&e, b"base\n", Some("base:1"), &["CMD [\"sh\"]"]);
+    let key = "ctr-commit".to_string();
+    let mounts = e.store.prepare_rootfs(&base.id, &key).unwrap();
+    {
+        let m = Mounted::new(&mounts, &e.dir.path().join("m"));
+        std::fs::write(m.0.join("app/new.txt"), b"new\n").unwrap();
+        std::fs::remove_file(m.0.join("app/hello.txt")).unwrap();
+        // A mount point the runtime would make: left out of the layer.
+        std::fs::create_dir(m.0.join("etc")).unwrap();
+        std::fs::write(m.0.join("etc/hosts"), b"").unwrap();
+    }
+    let config = e.store.config(&base.id).unwrap().config.unwrap();
+    let opts = CommitOptions {
+        reference: Some(r("committed:1")),
+        config: config.clone(),
+        changes: vec!["ENV A=1".into()],
+        comment: Some("a commit".into()),
+        author: Some("Ada".into()),
+        created_by: Some("sh".into()),
+        created: None,
+        skip: vec!["etc/hosts".into()],
+    };
+
+    // Bad commits first: refused, nothing written.
+    let before = e.store.snapshotter().list().len();
+    let mut bad = opts.clone();
+    bad.changes = vec!["RUN rm -rf /".into()];
+    assert!(matches!(
+        e.store.commit(Some(&base.id), &key, &bad),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(
+        e.store
+            .commit(Some(&base.id), "no-such-snapshot", &opts)
+            .is_err()
+    );
+    let missing = Digest::sha256_of(b"no such image");
+    assert!(matches!(
+        e.store.commit(Some(&missing), &key, &opts),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(e.store.snapshotter().list().len(), before);
+    assert!(e.store.resolve("committed:1").is_err());
+
+    let img = e.store.commit(Some(&base.id), &key, &opts).unwrap();
+    let rec = img.record.clone();
+    assert_eq!(rec.parent.as_ref(), Some(&base.id));
+    assert_eq!(rec.diff_ids.len(), 2);
+    assert_eq!(rec.diff_ids[0], base.diff_ids[0]);
+    assert_eq!(rec.layers[0], base.layers[0]);
+    assert_eq!(rec.chain_ids.len(), 2);
+    assert!(rec.size > base.size);
+    assert_eq!(e.store.resolve("committed:1").unwrap().id, rec.id);
+    let cfg = &img.config;
+    assert_eq!(cfg.author.as_deref(), Some("Ada"));
+    assert_eq!(cfg.history.len(), 2);
+    assert_eq!(cfg.history[1].comment.as_deref(), Some("a commit"));
+    assert_eq!(cfg.history[1].created_by.as_deref(), Some("sh"));
+    let cc = cfg.config.as_ref().unwrap();
+    assert!(cc.env.contains(&"A=1".to_string()), "{:?}", cc.env);
+    assert_eq!(cc.cmd, config.cmd);
+    // The layer blob is a gzip tar whose digest the manifest names and whose content is
+    // the diff_id.
+    let blob = e.store.content().read(&rec.layers[1]).unwrap();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(blob.as_slice()),
+        &mut plain,
+    )
+    .unwrap();
+    assert_eq!(Digest::sha256_of(&plain), rec.diff_ids[1]);
+
+    // A container of the new image sees the commit.
+    let key2 = "ctr-of-commit".to_string();
+    let mounts2 = e.store.prepare_rootfs(&rec.id, &key2).unwrap();
+    {
+        let m = Mounted::new(&mounts2, &e.dir.path().join("m2"));
+        assert_eq!(std::fs::read(m.0.join("app/new.txt")).unwrap(), b"new\n");
+        assert!(!m.0.join("app/hello.txt").exists());
+        assert!(!m.0.join("etc/hosts").exists());
+    }
+    e.store.release_rootfs(&key2).unwrap();
+    e.store.release_rootfs(&key).unwrap();
+    assert_only(&e, &[&base, &rec]);
+    // The parent cannot go while its child is there.
+    assert!(e.store.remove("base:1", false, &no_containers).is_err());
+}

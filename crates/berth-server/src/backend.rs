@@ -116,6 +116,27 @@ pub struct ImportOptions {
     pub platform: Option<String>,
 }
 
+/// `POST /commit`: a new image from a container's changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitOptions {
+    /// The container (`container`): id, prefix or name.
+    pub container: String,
+    /// Repository to tag the result with (`repo`).
+    pub repo: Option<String>,
+    /// Tag (`tag`).
+    pub tag: Option<String>,
+    /// Commit message (`comment`).
+    pub comment: Option<String>,
+    /// Author (`author`).
+    pub author: Option<String>,
+    /// Pause the container while its changes are read (`pause`, default true).
+    pub pause: bool,
+    /// Dockerfile instructions to apply (`changes`, repeated).
+    pub changes: Vec<String>,
+    /// The request body: a container config whose set fields override the container's.
+    pub config: Option<ContainerConfig>,
+}
+
 /// `POST /images/create?fromImage=…`: a pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullOptions {
@@ -264,6 +285,32 @@ pub trait ContainerBackend: Send + Sync + 'static {
         body: ContainerUpdateBody,
         raw: serde_json::Value,
     ) -> impl Future<Output = Result<ContainerUpdateResponse, Error>> + Send;
+    /// `GET /containers/{id}/changes`: what the container changed in its file system, sorted
+    /// by path.
+    fn changes(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<FilesystemChange>, Error>> + Send {
+        let _ = id;
+        async {
+            Err(Error::not_implemented(
+                "container changes are not supported",
+            ))
+        }
+    }
+    /// `GET /containers/{id}/export`: the container's whole file system as a tar stream.
+    fn export(&self, id: &str) -> impl Future<Output = Result<ByteStream, Error>> + Send {
+        let _ = id;
+        async { Err(Error::not_implemented("container export is not supported")) }
+    }
+    /// `POST /commit`: a new image from the container's changes; returns its id.
+    fn commit(
+        &self,
+        opts: CommitOptions,
+    ) -> impl Future<Output = Result<IdResponse, Error>> + Send {
+        let _ = opts;
+        async { Err(Error::not_implemented("commit is not supported")) }
+    }
     /// `POST /containers/prune`; filters `until`, `label`, `label!` only.
     fn prune(
         &self,
@@ -311,6 +358,17 @@ pub trait ImageBackend: Send + Sync + 'static {
     /// `GET /images/{name}/json`.
     fn image_inspect(&self, name: &str)
     -> impl Future<Output = Result<ImageInspect, Error>> + Send;
+    /// `GET /images/{name}/json` as sent: [`ImageBackend::image_inspect`] plus fields the
+    /// API version has but the model lacks (`Parent`, `DockerVersion`).
+    fn image_inspect_json(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<serde_json::Value, Error>> + Send {
+        async move {
+            let v = self.image_inspect(name).await?;
+            serde_json::to_value(v).map_err(|e| Error::internal(format!("encoding image: {e}")))
+        }
+    }
     /// `GET /images/{name}/history`.
     fn image_history(
         &self,

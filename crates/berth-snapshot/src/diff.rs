@@ -356,6 +356,18 @@ fn meta_differs(
 /// Writes the OCI layer tar of an overlay upper directory to `w` and returns its diff_id.
 /// `lowers` (top first) are used to drop whiteouts that hide nothing.
 pub fn write_diff<W: Write>(lowers: &[PathBuf], upper: &Path, w: W) -> Result<DiffResult> {
+    write_diff_skipping(lowers, upper, &[], w)
+}
+
+/// [`write_diff`], leaving out the objects at `skip` (relative paths, and all below them)
+/// that the lowers do not have: mount points a runtime created, which are not the
+/// container's own changes (`docker commit` keeps them out of the layer).
+pub fn write_diff_skipping<W: Write>(
+    lowers: &[PathBuf],
+    upper: &Path,
+    skip: &[PathBuf],
+    w: W,
+) -> Result<DiffResult> {
     let stack = LowerStack::open(lowers)?;
     let up = fsutil::open_dir_path(upper).ctx(|| format!("opening upper {}", upper.display()))?;
     let mut t = TarOut::new(w);
@@ -366,6 +378,10 @@ pub fn write_diff<W: Write>(lowers: &[PathBuf], upper: &Path, w: W) -> Result<Di
             } else {
                 debug!(path = %v.rel.display(), "whiteout hides nothing, dropped");
             }
+            return Ok(Descend::No);
+        }
+        if skip.iter().any(|p| p == v.rel) && stack.lookup(v.rel)?.is_none() {
+            debug!(path = %v.rel.display(), "mount point left out of the diff");
             return Ok(Descend::No);
         }
         let xattrs = fsutil::list_xattrs(v.dir, v.name)?;
@@ -397,7 +413,20 @@ pub fn write_diff<W: Write>(lowers: &[PathBuf], upper: &Path, w: W) -> Result<Di
 /// parent directories are included, as Docker does, so applying it as an overlay layer keeps
 /// their metadata.
 pub fn write_diff_naive<W: Write>(lower: Option<&Path>, upper: &Path, w: W) -> Result<DiffResult> {
-    let changes = naive(lower, upper)?;
+    write_diff_naive_skipping(lower, upper, &[], w)
+}
+
+/// [`write_diff_naive`] with [`write_diff_skipping`]'s `skip`.
+pub fn write_diff_naive_skipping<W: Write>(
+    lower: Option<&Path>,
+    upper: &Path,
+    skip: &[PathBuf],
+    w: W,
+) -> Result<DiffResult> {
+    let mut changes = naive(lower, upper)?;
+    changes.retain(|(kind, rel)| {
+        !(*kind == ChangeKind::Add && skip.iter().any(|p| rel.starts_with(p)))
+    });
     let up = fsutil::open_dir_path(upper).ctx(|| format!("opening {}", upper.display()))?;
     let mut t = TarOut::new(w);
     let mut emitted: HashSet<PathBuf> = HashSet::new();
@@ -432,6 +461,21 @@ pub fn write_diff_naive<W: Write>(lower: Option<&Path>, upper: &Path, w: W) -> R
             }
         }
     }
+    t.finish()
+}
+
+/// Writes the whole tree below `root` as a tar to `w` (`docker export`), in the same stable
+/// order and format as the diffs, without an entry for `root` itself. Overlay whiteouts are
+/// not special here: `root` is meant to be a merged (mounted) view, where none are visible.
+/// Sockets are left out. Returns the tar's digest and length.
+pub fn write_tree<W: Write>(root: BorrowedFd<'_>, w: W) -> Result<DiffResult> {
+    let mut t = TarOut::new(w);
+    fsutil::walk(root, Path::new(""), &mut |v| {
+        let xattrs = fsutil::list_xattrs(v.dir, v.name)?;
+        t.object(v.dir, v.name, v.rel, &v.meta, &xattrs)?;
+        Ok(Descend::Yes)
+    })
+    .ctx(|| "writing the file system tar")?;
     t.finish()
 }
 

@@ -23,6 +23,7 @@ mod snapshotter;
 pub use apply::{AppliedLayer, ApplyOptions, Compression, IdShift, apply_layer, apply_layer_copy};
 pub use diff::{
     Change, ChangeKind, DiffResult, changes, changes_naive, write_diff, write_diff_naive,
+    write_tree,
 };
 pub use digest::Digest;
 pub use error::{Error, Result};

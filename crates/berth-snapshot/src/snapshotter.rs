@@ -563,6 +563,24 @@ impl Snapshotter {
         }
     }
 
+    /// [`Snapshotter::write_diff`] leaving out the objects at `skip` (relative paths) that
+    /// the parent does not have: mount points a runtime created (see
+    /// [`crate::diff::write_diff_skipping`]).
+    pub fn write_diff_skipping<W: Write>(
+        &self,
+        key: &str,
+        skip: &[PathBuf],
+        w: W,
+    ) -> Result<DiffResult> {
+        let (dir, chain) = self.dirs(key)?;
+        match self.driver {
+            Driver::Copy => {
+                diff::write_diff_naive_skipping(chain.first().map(PathBuf::as_path), &dir, skip, w)
+            }
+            _ => diff::write_diff_skipping(&chain, &dir, skip, w),
+        }
+    }
+
     /// The changes of snapshot `key` over its parent, as `docker diff` lists them.
     pub fn changes(&self, key: &str) -> Result<Vec<Change>> {
         let (dir, chain) = self.dirs(key)?;
@@ -570,6 +588,84 @@ impl Snapshotter {
             Driver::Copy => diff::changes_naive(chain.first().map(PathBuf::as_path), &dir),
             _ => diff::changes(&chain, &dir),
         }
+    }
+
+    /// Read-only mounts of the whole file system of the active snapshot or view `key`, as it
+    /// stands now: for overlay, its own directory becomes the top lower layer (no upper, so
+    /// no work directory is shared with a live mount of it); otherwise a read-only bind.
+    pub fn readonly_mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let st = self.lock();
+        let rec = st
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
+        if rec.kind == Kind::Committed {
+            return Err(Error::state(
+                key,
+                "is committed; only active snapshots and views have mounts",
+            ));
+        }
+        let own = self.fs_dir(rec.id);
+        let chain = self.chain(&st, rec)?;
+        let bind = |p: &Path| Mount {
+            typ: "bind".into(),
+            source: p.to_string_lossy().into_owned(),
+            options: vec!["rbind".into(), "ro".into()],
+        };
+        Ok(match (self.driver, rec.kind) {
+            (Driver::Copy, Kind::Active) => vec![bind(&own)],
+            (Driver::Copy, _) => vec![bind(chain.first().unwrap_or(&own))],
+            (_, Kind::Active) if chain.is_empty() => vec![bind(&own)],
+            (_, Kind::View) if chain.len() <= 1 => vec![bind(chain.first().unwrap_or(&own))],
+            (_, kind) => {
+                let layers: Vec<&PathBuf> = if kind == Kind::Active {
+                    std::iter::once(&own).chain(chain.iter()).collect()
+                } else {
+                    chain.iter().collect()
+                };
+                let mut opts = Vec::new();
+                if self.index_off {
+                    opts.push("index=off".to_string());
+                }
+                opts.push(format!(
+                    "lowerdir={}",
+                    layers
+                        .iter()
+                        .map(|p| escape_overlay_path(p))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                ));
+                vec![Mount {
+                    typ: "overlay".into(),
+                    source: "overlay".into(),
+                    options: opts,
+                }]
+            }
+        })
+    }
+
+    /// Writes the whole file system of the active snapshot or view `key` as a tar to `w`
+    /// (`docker export`), streaming. It is read through a read-only mount made in a scratch
+    /// directory under the root and detached at once (the open directory keeps it alive
+    /// until the walk ends), so nothing stays mounted whatever happens to the writer.
+    pub fn export<W: Write>(&self, key: &str, w: W) -> Result<DiffResult> {
+        let mounts = self.readonly_mounts(key)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("export-")
+            .tempdir_in(&self.root)
+            .ctx(|| format!("creating a scratch directory in {}", self.root.display()))?;
+        let target = scratch.path();
+        mount::mount_all(&mounts, target)?;
+        let opened = fsutil::open_dir_path(target).ctx(|| format!("opening {}", target.display()));
+        let detached = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)
+            .ctx(|| format!("detaching {}", target.display()));
+        if detached.is_err() {
+            let _ = mount::unmount(target);
+        }
+        let root = opened?;
+        detached?;
+        drop(scratch);
+        diff::write_tree(root.as_fd(), w)
     }
 
     fn dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
@@ -608,6 +704,20 @@ impl Snapshotter {
             .values()
             .map(|r| r.id.to_string())
             .collect();
+        // Scratch directories of exports a crash interrupted (normally detached and removed
+        // at once): nobody else has the root open, so they are all stale.
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("export-") {
+                    let p = e.path();
+                    warn!(dir = %p.display(), "removing a stale export directory");
+                    let _ = mount::unmount(&p);
+                    if let Err(err) = std::fs::remove_dir(&p) {
+                        warn!(dir = %p.display(), error = %err, "could not remove it");
+                    }
+                }
+            }
+        }
         let Ok(rd) = std::fs::read_dir(&self.snapshots) else {
             return;
         };

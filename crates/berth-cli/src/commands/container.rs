@@ -791,6 +791,96 @@ pub fn stats(c: &mut Client, a: StatsArgs) -> Result<i32, Failure> {
     }
 }
 
+/// `berth diff`: one `A|C|D path` line per change, as the daemon sorted them.
+pub fn diff(c: &mut Client, a: DiffArgs) -> Result<i32, Failure> {
+    let list = c.get_json(&cpath(&a.container, "/changes"))?;
+    for ch in list.as_array().into_iter().flatten() {
+        let kind = match ch.get("Kind").and_then(Value::as_i64) {
+            Some(0) => "C",
+            Some(1) => "A",
+            Some(2) => "D",
+            _ => "?",
+        };
+        println!(
+            "{kind} {}",
+            ch.get("Path").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+/// `berth commit`: prints the new image's id.
+pub fn commit(c: &mut Client, a: CommitArgs) -> Result<i32, Failure> {
+    let mut q: Vec<(&str, String)> = vec![("container", a.container.clone())];
+    if let Some(r) = &a.reference {
+        let slash = r.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match r[slash..].rfind(':') {
+            Some(i) => (r[..slash + i].to_string(), r[slash + i + 1..].to_string()),
+            None => (r.clone(), String::new()),
+        };
+        q.push(("repo", repo));
+        if !tag.is_empty() {
+            q.push(("tag", tag));
+        }
+    }
+    if let Some(m) = &a.message {
+        q.push(("comment", m.clone()));
+    }
+    if let Some(au) = &a.author {
+        q.push(("author", au.clone()));
+    }
+    if !a.pause {
+        q.push(("pause", "0".to_string()));
+    }
+    for ch in &a.change {
+        q.push(("changes", ch.clone()));
+    }
+    let r = c.post_json::<Value>(&with_query("/commit", &q), None)?;
+    println!("{}", r.get("Id").and_then(Value::as_str).unwrap_or(""));
+    Ok(0)
+}
+
+/// `berth export`: the container's file system as a tar, to a file or stdout (refused when
+/// stdout is a terminal, as docker does).
+pub fn export(c: &mut Client, a: ExportArgs) -> Result<i32, Failure> {
+    use std::io::IsTerminal;
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Failure::new(
+            1,
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+        ));
+    }
+    let mut r = c.request("GET", &cpath(&a.container, "/export"), None)?;
+    let io_err = |what: &str, e: std::io::Error| Failure::new(1, format!("{what}: {e}"));
+    match &a.output {
+        Some(path) => {
+            // Written next to the target and renamed, so a failed export leaves no file.
+            let tmp = format!("{path}.berth-{}.tmp", std::process::id());
+            let res = std::fs::File::create(&tmp)
+                .map_err(|e| io_err(&format!("creating {tmp}"), e))
+                .and_then(|mut f| {
+                    std::io::copy(&mut r.body, &mut f)
+                        .map_err(|e| io_err("reading the export", e))?;
+                    f.sync_all()
+                        .map_err(|e| io_err(&format!("writing {tmp}"), e))
+                })
+                .and_then(|_| {
+                    std::fs::rename(&tmp, path).map_err(|e| io_err(&format!("writing {path}"), e))
+                });
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut r.body, &mut out).map_err(|e| io_err("reading the export", e))?;
+            out.flush().map_err(|e| io_err("writing the export", e))?;
+        }
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

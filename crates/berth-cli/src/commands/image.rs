@@ -286,3 +286,56 @@ pub fn bootstrap(c: &mut Client, a: crate::cli::BootstrapArgs) -> Result<i32, Fa
         None => Ok(0),
     }
 }
+
+const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+/// `berth history`: newest layer first, as docker shows it.
+pub fn history(c: &mut Client, a: HistoryArgs) -> Result<i32, Failure> {
+    let list = c.get_json(&format!("/images/{}/history", enc(&a.image)))?;
+    let items: Vec<&Value> = list.as_array().into_iter().flatten().collect();
+    if a.quiet && a.format.is_none() {
+        for h in items {
+            let id = h.get("Id").and_then(Value::as_str).unwrap_or("");
+            println!(
+                "{}",
+                if a.no_trunc {
+                    id.to_string()
+                } else {
+                    short_id(id)
+                }
+            );
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|h| {
+            let id = h.get("Id").and_then(Value::as_str).unwrap_or("");
+            let created = h.get("Created").and_then(Value::as_i64).unwrap_or(0);
+            let size = h.get("Size").and_then(Value::as_f64).unwrap_or(0.0);
+            let by = h
+                .get("CreatedBy")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .replace('\t', " ");
+            let by = if a.no_trunc {
+                by
+            } else {
+                crate::format::ellipsis(&by, 45)
+            };
+            json!({
+                "ID": if a.no_trunc || id == "<missing>" { id.to_string() } else { short_id(id) },
+                "CreatedSince": if a.human { ago(created as f64) } else { go_time(created) },
+                "CreatedAt": go_time(created),
+                "CreatedBy": by,
+                "Size": if a.human { human_size(size) } else { format!("{size}") },
+                "Comment": h.get("Comment").and_then(Value::as_str).unwrap_or(""),
+            })
+        })
+        .collect();
+    let header = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
+    let out = Output::parse(a.format.as_deref().unwrap_or(""), HISTORY_TABLE)?;
+    super::container::print_rows(&out, rows, &header)
+}

@@ -37,6 +37,10 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Tag(a) => image::tag(c, a),
         Cmd::Rmi(a) => image::rmi(c, a),
         Cmd::Import(a) => image::import(c, a),
+        Cmd::Diff(a) => container::diff(c, a),
+        Cmd::Commit(a) => container::commit(c, a),
+        Cmd::Export(a) => container::export(c, a),
+        Cmd::History(a) => image::history(c, a),
         Cmd::Info(a) => system::info(c, a),
         Cmd::Version(a) => system::version(c, a),
         Cmd::Container(cc) => match cc {
@@ -59,6 +63,9 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ContainerCmd::Unpause(a) => container::simple(c, a, "unpause"),
             ContainerCmd::Rename(a) => container::rename(c, a),
             ContainerCmd::Update(a) => container::update(c, a),
+            ContainerCmd::Diff(a) => container::diff(c, a),
+            ContainerCmd::Commit(a) => container::commit(c, a),
+            ContainerCmd::Export(a) => container::export(c, a),
         },
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => image::images(c, a),
@@ -67,6 +74,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::Import(a) => image::import(c, a),
             ImageCmd::Bootstrap(a) => image::bootstrap(c, a),
             ImageCmd::Inspect(a) => container::inspect(c, a, Some("image")),
+            ImageCmd::History(a) => image::history(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }

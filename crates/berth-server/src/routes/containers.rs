@@ -8,13 +8,13 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use berth_api_types::models::{ContainerCreateBody, ContainerUpdateBody};
+use berth_api_types::models::{ContainerConfig, ContainerCreateBody, ContainerUpdateBody};
 use berth_api_types::{Filters, query};
 
 use super::{dim, no_content, ok, parse_time_ns};
-use crate::backend::{Backend, CreateOptions, LogsOptions};
+use crate::backend::{Backend, CommitOptions, CreateOptions, LogsOptions};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Q};
+use crate::extract::{JsonBody, Q, RawQuery, parse_json, read_limited};
 use crate::hijack::hijack;
 use crate::stream::{ErrorLine, json_lines, logs_body};
 
@@ -39,6 +39,9 @@ pub fn routes<B: Backend>() -> Router<Arc<B>> {
         .route("/containers/{id}/stats", get(stats::<B>))
         .route("/containers/{id}/rename", post(rename::<B>))
         .route("/containers/{id}/update", post(update::<B>))
+        .route("/containers/{id}/changes", get(changes::<B>))
+        .route("/containers/{id}/export", get(export::<B>))
+        .route("/commit", post(commit::<B>))
 }
 
 async fn create<B: Backend>(
@@ -312,4 +315,79 @@ async fn update<B: Backend>(
     body: JsonBody<ContainerUpdateBody>,
 ) -> ApiResult<Response> {
     Ok(ok(&b.update(&id, body.value, body.raw).await?))
+}
+
+async fn changes<B: Backend>(
+    State(b): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(ok(&b.changes(&id).await?))
+}
+
+async fn export<B: Backend>(
+    State(b): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let stream = b.export(&id).await?;
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(r)
+}
+
+/// Docker's boolean query values: empty means the default; `0`, `no`, `false`, `none` are
+/// false; anything else is true.
+fn bool_or(v: Option<&str>, default: bool) -> bool {
+    match v {
+        None | Some("") => default,
+        Some(s) => !matches!(s, "0" | "no" | "false" | "none"),
+    }
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, with an optional
+/// container config body (`null` or empty: none).
+async fn commit<B: Backend>(
+    State(b): State<Arc<B>>,
+    RawQuery(params): RawQuery,
+    req: Request,
+) -> ApiResult<Response> {
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let nonempty = |k: &str| get(k).filter(|v| !v.is_empty());
+    let container = nonempty("container")
+        .ok_or_else(|| ApiError::bad_request("container is required (container=ID)"))?;
+    let bytes = read_limited(req.into_body(), crate::MAX_JSON_BODY).await?;
+    let trimmed = bytes.trim_ascii();
+    let config = if trimmed.is_empty() || trimmed == b"null" {
+        None
+    } else {
+        Some(parse_json::<ContainerConfig>(trimmed)?.value)
+    };
+    let opts = CommitOptions {
+        container,
+        repo: nonempty("repo"),
+        tag: nonempty("tag"),
+        comment: nonempty("comment"),
+        author: nonempty("author"),
+        pause: bool_or(get("pause").as_deref(), true),
+        changes: params
+            .iter()
+            .filter(|(n, v)| n == "changes" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect(),
+        config,
+    };
+    // The model serializes its field as `id`; Docker sends `Id`.
+    let r = b.commit(opts).await?;
+    Ok(super::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": r.id }),
+    ))
 }

@@ -166,7 +166,7 @@ async fn get_image<B: Backend>(
     Path(rest): Path<String>,
 ) -> ApiResult<Response> {
     match split(&rest) {
-        (name, "json") => Ok(ok(&b.image_inspect(name).await?)),
+        (name, "json") => Ok(ok(&b.image_inspect_json(name).await?)),
         (name, "history") => Ok(ok(&b.image_history(name).await?)),
         _ => Ok(super::not_found().await),
     }
