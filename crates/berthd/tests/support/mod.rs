@@ -140,6 +140,7 @@ pub fn bin_dir() -> PathBuf {
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             c.args([
                 "build",
+                "--workspace",
                 "--bin",
                 "berth-runtime",
                 "--bin",
