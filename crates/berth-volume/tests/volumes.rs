@@ -115,7 +115,10 @@ fn create_inspect_list_remove() {
 
     let used = |n: &str| n == "cache";
     let all = s.list(&Filters::new(), &used).unwrap();
-    assert_eq!(names(&all), [anon.name.as_str(), "cache", "web-data"]);
+    // Listed in name order; the anonymous volume's random hex name can sort anywhere.
+    let mut want = vec![anon.name.as_str(), "cache", "web-data"];
+    want.sort();
+    assert_eq!(names(&all), want);
     let l = s.list(&filters(&[("name", "web")]), &used).unwrap();
     assert_eq!(names(&l), ["web-data"]);
     let l = s.list(&filters(&[("label", "tier=db")]), &used).unwrap();
@@ -129,7 +132,9 @@ fn create_inspect_list_remove() {
     let l = s.list(&filters(&[("dangling", "false")]), &used).unwrap();
     assert_eq!(names(&l), ["cache"]);
     let l = s.list(&filters(&[("dangling", "1")]), &used).unwrap();
-    assert_eq!(names(&l), [anon.name.as_str(), "web-data"]);
+    let mut want = vec![anon.name.as_str(), "web-data"];
+    want.sort();
+    assert_eq!(names(&l), want);
     assert_eq!(
         s.list(&filters(&[("driver", "local")]), &used)
             .unwrap()
