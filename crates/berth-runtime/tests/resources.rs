@@ -231,7 +231,8 @@ fn pause_freezes_and_resume_thaws() {
         &[
             "sh",
             "-c",
-            "i=0; while :; do i=$((i+1)); echo $i > /data/counter; sleep 0.01; done",
+            // Renamed into place: the freezer may stop the shell between truncate and write.
+            "i=0; while :; do i=$((i+1)); echo $i > /data/c.tmp; mv /data/c.tmp /data/counter; sleep 0.01; done",
         ],
     );
     c.add_mount(json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
