@@ -759,55 +759,6 @@ fn exit_code_for(msg: &str) -> i64 {
 
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
 pub(crate) fn parse_signal(s: &str) -> Result<i32, Error> {
-    let bad = || Error::invalid_parameter(format!("Invalid signal: {s}"));
-    if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        _ => {
-            if let Some(rest) = name.strip_prefix("RTMIN+") {
-                let k: i32 = rest.parse().map_err(|_| bad())?;
-                return Ok(libc::SIGRTMIN() + k);
-            }
-            return Err(bad());
-        }
-    };
-    Ok(n)
+    berth_runtime::utils::parse_signal(s)
+        .ok_or_else(|| Error::invalid_parameter(format!("Invalid signal: {s}")))
 }

@@ -1044,70 +1044,8 @@ fn cgroups_path(hc: &HostConfig, id: &str) -> Result<PathBuf> {
 /// A signal by name (`SIGKILL`, `KILL`, `kill`, `SIGRTMIN+3`) or number, as Docker reads
 /// `StopSignal`.
 pub fn parse_signal(s: &str) -> Result<i32> {
-    let bad = || SpecError::invalid(format!("Config.StopSignal: invalid signal: {s}"));
-    if let Ok(n) = s.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let n = match name {
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "ALRM" => libc::SIGALRM,
-        "BUS" => libc::SIGBUS,
-        "CHLD" | "CLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "FPE" => libc::SIGFPE,
-        "HUP" => libc::SIGHUP,
-        "ILL" => libc::SIGILL,
-        "INT" => libc::SIGINT,
-        "IO" | "POLL" => libc::SIGIO,
-        "KILL" => libc::SIGKILL,
-        "PIPE" => libc::SIGPIPE,
-        "PROF" => libc::SIGPROF,
-        "PWR" => libc::SIGPWR,
-        "QUIT" => libc::SIGQUIT,
-        "SEGV" => libc::SIGSEGV,
-        "STKFLT" => libc::SIGSTKFLT,
-        "STOP" => libc::SIGSTOP,
-        "SYS" => libc::SIGSYS,
-        "TERM" => libc::SIGTERM,
-        "TRAP" => libc::SIGTRAP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "VTALRM" => libc::SIGVTALRM,
-        "WINCH" => libc::SIGWINCH,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        rt => {
-            let (base, off) = if let Some(off) = rt.strip_prefix("RTMIN") {
-                (libc::SIGRTMIN(), off)
-            } else if let Some(off) = rt.strip_prefix("RTMAX") {
-                (libc::SIGRTMAX(), off)
-            } else {
-                return Err(bad());
-            };
-            let delta = match off {
-                "" => 0,
-                o if o.starts_with('+') => o[1..].parse::<i32>().map_err(|_| bad())?,
-                o if o.starts_with('-') => -o[1..].parse::<i32>().map_err(|_| bad())?,
-                _ => return Err(bad()),
-            };
-            let n = base + delta;
-            if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
-                return Err(bad());
-            }
-            n
-        }
-    };
-    Ok(n)
+    berth_runtime::utils::parse_signal(s)
+        .ok_or_else(|| SpecError::invalid(format!("Config.StopSignal: invalid signal: {s}")))
 }
 
 /// Capabilities of the container process (for tests and the engine's inspect).

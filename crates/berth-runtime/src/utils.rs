@@ -123,7 +123,7 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         "SYS" => libc::SIGSYS,
         _ => {
             // RTMIN, RTMIN+n, RTMAX-n
-            if let Some(rest) = name.strip_prefix("RTMIN") {
+            let rt = if let Some(rest) = name.strip_prefix("RTMIN") {
                 let off: i32 = if rest.is_empty() {
                     0
                 } else {
@@ -139,7 +139,11 @@ pub fn parse_signal(s: &str) -> Option<i32> {
                 libc::SIGRTMAX() - off
             } else {
                 return None;
+            };
+            if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&rt) {
+                return None;
             }
+            rt
         }
     };
     (1..=64).contains(&n).then_some(n)
@@ -193,5 +197,7 @@ mod tests {
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("65"), None);
+        assert_eq!(parse_signal("RTMAX-40"), None);
+        assert_eq!(parse_signal("RTMAX-2"), Some(libc::SIGRTMAX() - 2));
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod id;
 pub mod name;
 pub mod reference;
+pub mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error::{Error, ErrorBody, Result};
