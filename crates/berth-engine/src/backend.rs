@@ -390,9 +390,8 @@ impl ContainerBackend for Engine {
                 rec.id
             )));
         }
-        let cid = rec.id.clone();
         let (titles, procs) =
-            tokio::task::spawn_blocking(move || crate::stats::top(&cid, ps_args.as_deref()))
+            tokio::task::spawn_blocking(move || crate::stats::top(&rec, ps_args.as_deref()))
                 .await
                 .map_err(|e| Error::internal(e.to_string()))??;
         Ok(ContainerTopResponse {

@@ -380,7 +380,7 @@ impl Engine {
     /// Records an exit and tears the container's process side down: OOM check, shim
     /// delete, rootfs unmount. Call with the lifecycle lock held.
     pub(crate) async fn finish_exit(&self, ctr: &Arc<Ctr>, exit: Option<(i64, String)>) {
-        let oom = crate::stats::oom_killed(&ctr.id);
+        let oom = crate::stats::oom_killed(&ctr.record());
         self.detach_network(ctr).await;
         if let Some(shim) = ctr.shim() {
             let _ = tokio::task::spawn_blocking(move || shim.delete()).await;

@@ -1020,7 +1020,7 @@ pub(crate) fn clean_abs(path: &str, field: &str) -> Result<PathBuf> {
 }
 
 /// `linux.cgroupsPath`: `/berth/<id>`, or `<CgroupParent>/<id>`.
-fn cgroups_path(hc: &HostConfig, id: &str) -> Result<PathBuf> {
+pub fn cgroups_path(hc: &HostConfig, id: &str) -> Result<PathBuf> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(SpecError::invalid(format!("invalid container id {id:?}")));
     }

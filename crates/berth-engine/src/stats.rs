@@ -12,20 +12,18 @@ use serde_json::{Value, json};
 use crate::clock;
 use crate::record::Record;
 
-/// The cgroup path berth gives every container (`linux.cgroupsPath`).
-pub fn cgroup_path(id: &str) -> String {
-    format!("/berth/{id}")
-}
-
-fn cgroup(id: &str) -> Result<Cgroup, Error> {
-    Cgroup::new(Some(&cgroup_path(id)), id)
+/// The container's cgroup, where its spec put it (`/berth/<id>` or `<CgroupParent>/<id>`).
+fn cgroup(rec: &Record) -> Result<Cgroup, Error> {
+    let id = &rec.id;
+    let path = crate::spec::cgroups_path(&rec.host_config, id)?;
+    Cgroup::new(Some(&path.to_string_lossy()), id)
         .map_err(|e| Error::system(format!("cgroup of container {id}: {e}")))
 }
 
 /// Whether the kernel's OOM killer killed a process of the container (read before the
 /// runtime removes the cgroup).
-pub fn oom_killed(id: &str) -> bool {
-    let Ok(cg) = cgroup(id) else { return false };
+pub fn oom_killed(rec: &Record) -> bool {
+    let Ok(cg) = cgroup(rec) else { return false };
     if let Some(d) = cg.v1_dir("memory")
         && let Ok(t) = std::fs::read_to_string(d.join("memory.oom_control"))
     {
@@ -82,8 +80,9 @@ fn online_cpus() -> u64 {
 }
 
 /// One sample in Docker's `cpu_stats` + `memory_stats` + `pids_stats` shape.
-fn sample(id: &str) -> Result<Value, Error> {
-    let st = cgroup(id)?
+fn sample(rec: &Record) -> Result<Value, Error> {
+    let id = &rec.id;
+    let st = cgroup(rec)?
         .stats()
         .map_err(|e| Error::system(format!("stats of container {id}: {e}")))?;
     let mut limit = st.memory.usage.limit;
@@ -170,7 +169,7 @@ pub(crate) fn stream(
             loop {
                 let Some(rec) = get() else { return };
                 let alive = rec.state.status.is_alive();
-                let cur = if alive { sample(&rec.id).ok() } else { None };
+                let cur = if alive { sample(&rec).ok() } else { None };
                 let read = if alive {
                     clock::now_rfc3339()
                 } else {
@@ -204,10 +203,11 @@ pub(crate) fn stream(
 
 /// `GET /containers/{id}/top`: `ps` on the host, keeping the container's processes.
 pub(crate) fn top(
-    id: &str,
+    rec: &Record,
     ps_args: Option<&str>,
 ) -> Result<(Vec<String>, Vec<Vec<String>>), Error> {
-    let pids = cgroup(id)?
+    let id = &rec.id;
+    let pids = cgroup(rec)?
         .pids()
         .map_err(|e| Error::system(format!("processes of container {id}: {e}")))?;
     let args: Vec<&str> = ps_args

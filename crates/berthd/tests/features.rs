@@ -264,3 +264,36 @@ fn init_runs_as_pid_1_and_forwards_signals() {
     );
     assert_eq!(inspect(&d, "inited")["State"]["ExitCode"], 143);
 }
+
+#[test]
+fn stats_and_top_follow_a_cgroup_parent() {
+    let d = Daemon::start();
+    d.busybox();
+    let parent = format!("/berth-test-{}", d.table);
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "parented",
+        "--cgroup-parent",
+        &parent,
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = inspect(&d, "parented")["State"]["Pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cg.contains(&format!("{parent}/")), "{cg}");
+    let top = d.docker(&["top", "parented"]).ok().stdout;
+    assert!(top.contains("sleep 1000"), "{top}");
+    let st = d
+        .docker(&["stats", "--no-stream", "--format", "{{.PIDs}}", "parented"])
+        .ok()
+        .stdout;
+    assert_eq!(st.trim(), "1");
+    d.docker(&["rm", "-f", "parented"]).ok();
+    for ctl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(ctl.path().join(parent.trim_start_matches('/')));
+    }
+}
