@@ -38,6 +38,9 @@ pub struct Config {
     pub shim: PathBuf,
     /// The init for `--init` (tini or catatonit), if one is installed.
     pub init: Option<PathBuf>,
+    /// The cgroup under which containers without their own `--cgroup-parent` go
+    /// (dockerd's `--cgroup-parent`); `None`: `/berth`.
+    pub cgroup_parent: Option<String>,
     /// The default bridge network; `None`: containers in bridge mode get a network
     /// namespace with only loopback.
     pub network: Option<crate::net::NetConfig>,

@@ -37,7 +37,14 @@ impl Engine {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::invalid_parameter("config.Image: an image is required"))?;
         let image = self.inner.images.resolve(&image_name)?;
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        if host_config
+            .cgroup_parent
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            host_config.cgroup_parent = self.inner.cfg.cgroup_parent.clone();
+        }
         let warnings = Vec::new();
         let (config, path, args) = crate::bundle::merge_config(&body, &image)?;
         let id = ContainerId::generate().as_str().to_string();

@@ -55,6 +55,9 @@ struct Args {
     /// berth's own nftables table (NAT and published ports); other tables are never touched
     #[arg(long, value_name = "NAME", default_value = "berth")]
     nft_table: String,
+    /// Parent cgroup of containers that do not name one (default: /berth)
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<String>,
     /// Debug logging
     #[arg(short = 'D', long)]
     debug: bool,
@@ -73,6 +76,7 @@ struct FileConfig {
     tlscert: Option<PathBuf>,
     tlskey: Option<PathBuf>,
     runtime: Option<PathBuf>,
+    cgroup_parent: Option<String>,
 }
 
 /// A helper program: beside our own binary, else on PATH.
@@ -146,6 +150,7 @@ fn main() -> Result<()> {
         a.tlscert = a.tlscert.or(c.tlscert);
         a.tlskey = a.tlskey.or(c.tlskey);
         a.runtime = a.runtime.or(c.runtime);
+        a.cgroup_parent = a.cgroup_parent.or(c.cgroup_parent);
     }
     let filter = if a.debug { "debug" } else { "info" };
     tracing_subscriber::fmt()
@@ -178,6 +183,7 @@ fn main() -> Result<()> {
         runtime: a.runtime.unwrap_or_else(|| helper("berth-runtime")),
         shim: helper("berth-shim"),
         init: find_init(),
+        cgroup_parent: a.cgroup_parent.clone(),
         network: (a.bridge != "none").then(|| berth_engine::NetConfig {
             bridge: a.bridge.clone(),
             subnet: a.bip.clone(),

@@ -67,7 +67,7 @@ fn detached_container_lifecycle() {
     let pid = i["State"]["Pid"].as_i64().unwrap();
     // A real host process, in berth's cgroup for this container.
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(cg.contains(&format!("/berth/{id}")), "{cg}");
+    assert!(cg.contains(&format!("{}/{id}", d.cgroup_parent())), "{cg}");
     wait_for("log lines", || {
         let l = d.docker(&["logs", "web"]).stdout;
         l.contains("line 3").then_some(())

@@ -78,7 +78,7 @@ fn three_hundred_run_rm_cycles_leave_nothing() {
     assert_eq!(veths.trim(), "", "veths left on the bridge");
     for id in &ids {
         for ctl in ["memory", "pids", "cpu", "freezer"] {
-            let p = format!("/sys/fs/cgroup/{ctl}/berth/{id}");
+            let p = format!("/sys/fs/cgroup/{ctl}{}/{id}", d.cgroup_parent());
             assert!(!std::path::Path::new(&p).exists(), "{p} left behind");
         }
     }

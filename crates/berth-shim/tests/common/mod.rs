@@ -14,7 +14,8 @@ use berth_shim::args::{LogConfig, ShimArgs};
 use berth_shim::client::{self, Shim};
 use berth_shim::stdcopy;
 
-/// The cgroup parent of every test container.
+/// The prefix of every test container's cgroup (`/berth-shim-test-<id>`, one level, so the
+/// runtime's delete leaves no parent directory behind).
 pub const CGROUP_PARENT: &str = "berth-shim-test";
 
 /// The shim binary under test: `$BERTH_SHIM` (e.g. a release build, to measure memory), or
@@ -157,7 +158,7 @@ pub fn busybox_bundle(dir: &Path, id: &str, args: &[&str], tty: bool) {
     let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     c["process"]["args"] = serde_json::json!(args);
     c["process"]["terminal"] = serde_json::json!(tty);
-    c["linux"]["cgroupsPath"] = serde_json::json!(format!("/{CGROUP_PARENT}/{id}"));
+    c["linux"]["cgroupsPath"] = serde_json::json!(format!("/{CGROUP_PARENT}-{id}"));
     std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 }
 
@@ -422,9 +423,9 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
         for e in rd.flatten() {
-            v.push(e.path().join(CGROUP_PARENT).join(id));
+            v.push(e.path().join(format!("{CGROUP_PARENT}-{id}")));
         }
     }
-    v.push(PathBuf::from("/sys/fs/cgroup").join(CGROUP_PARENT).join(id));
+    v.push(PathBuf::from("/sys/fs/cgroup").join(format!("{CGROUP_PARENT}-{id}")));
     v
 }

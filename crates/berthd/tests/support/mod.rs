@@ -198,6 +198,11 @@ impl Daemon {
         d
     }
 
+    /// This daemon's own parent cgroup, removed when the daemon is dropped.
+    pub fn cgroup_parent(&self) -> String {
+        format!("/{}", self.table)
+    }
+
     pub fn data_root(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -227,6 +232,8 @@ impl Daemon {
             .arg(&self.bridge)
             .arg("--nft-table")
             .arg(&self.table)
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -408,6 +415,12 @@ impl Drop for Daemon {
             Command::new("nft").args(["delete", "table", "ip", &self.table]),
             None,
         );
+        // Our parent cgroup in every hierarchy (its containers' cgroups went with them).
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.table));
+            }
+        }
         // Mounts under our directory, deepest first.
         let root = self.dir.path().to_string_lossy().into_owned();
         let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
