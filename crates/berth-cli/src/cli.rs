@@ -284,6 +284,27 @@ pub struct RunArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health (run by sh -c inside the container)
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 5s)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,

@@ -160,6 +160,13 @@ impl ContainerBackend for Engine {
                 )));
             }
         }
+        for h in filters.get("health") {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+                return Err(Error::invalid_parameter(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
         let mut recs: Vec<_> = self.all().iter().map(|c| c.record()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
         let created_of =
@@ -212,6 +219,14 @@ impl ContainerBackend for Engine {
                 continue;
             }
             if !filters.match_labels("label", &r.labels()) {
+                continue;
+            }
+            if !filters.get("health").is_empty()
+                && !filters
+                    .get("health")
+                    .iter()
+                    .any(|h| h == crate::health::filter_name(r.state.health.as_ref()))
+            {
                 continue;
             }
             if !filters.get("exited").is_empty()

@@ -59,6 +59,13 @@ pub(crate) struct WaitState {
     pub removed: bool,
 }
 
+/// Characters of a container id that name its shim directory.
+pub(crate) const SHIM_DIR_ID: usize = 16;
+
+/// The longest exec root whose shim sockets fit in a `sockaddr_un`:
+/// `<root>/s/<16>/console.sock` within 107 bytes.
+const MAX_EXEC_ROOT: usize = 107 - "/s/".len() - SHIM_DIR_ID - "/console.sock".len();
+
 /// One container.
 pub(crate) struct Ctr {
     pub id: String,
@@ -73,6 +80,8 @@ pub(crate) struct Ctr {
     pub pending_attach: Mutex<Vec<crate::attach::Pending>>,
     /// Bumped by stop/kill/remove so a restart back-off in flight gives up.
     pub restart_gen: Mutex<u64>,
+    /// Bumped whenever a health-check loop starts, so that an older loop ends.
+    pub health_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Ctr {
@@ -117,6 +126,14 @@ impl Engine {
     /// Opens (or creates) the engine's state under the configured roots, re-adopts running
     /// containers and restarts those whose policy says so.
     pub async fn open(cfg: Config) -> Result<Engine, Error> {
+        let len = cfg.exec_root.as_os_str().len();
+        if len > MAX_EXEC_ROOT {
+            return Err(Error::invalid_parameter(format!(
+                "exec root {} is too long ({len} bytes, at most {MAX_EXEC_ROOT}): the shims' \
+                 unix sockets below it must fit in 108 bytes",
+                cfg.exec_root.display()
+            )));
+        }
         for d in [
             cfg.data_root.clone(),
             cfg.data_root.join("containers"),
@@ -169,9 +186,14 @@ impl Engine {
     }
 
     /// The shim's state directory, kept short: its sockets' paths must fit in a
-    /// `sockaddr_un` (108 bytes).
+    /// `sockaddr_un` (108 bytes). Named by the id's first [`SHIM_DIR_ID`] characters, which
+    /// `create` keeps unique.
     pub(crate) fn shim_dir(&self, id: &str) -> PathBuf {
-        self.inner.cfg.exec_root.join("s").join(id)
+        self.inner
+            .cfg
+            .exec_root
+            .join("s")
+            .join(&id[..id.len().min(SHIM_DIR_ID)])
     }
 
     pub(crate) fn data_dir(&self, id: &str) -> PathBuf {
@@ -272,6 +294,7 @@ impl Engine {
                 shim: Mutex::new(None),
                 pending_attach: Mutex::new(Vec::new()),
                 restart_gen: Mutex::new(0),
+                health_gen: Default::default(),
             });
             self.inner
                 .ctrs
@@ -320,6 +343,7 @@ impl Engine {
                                 r.state.pid = st.pid as i64;
                             });
                             self.spawn_monitor(ctr.clone());
+                            self.start_health(&ctr);
                         }
                         None => {
                             // The shim is gone: the exit it recorded, if any, is the truth.

@@ -79,6 +79,15 @@ impl Images {
             exposed_ports: (!cfg.exposed_ports.is_empty())
                 .then(|| cfg.exposed_ports.keys().cloned().collect()),
             volumes: (!cfg.volumes.is_empty()).then(|| cfg.volumes.keys().cloned().collect()),
+            // A malformed healthcheck in an image is ignored rather than making it unusable.
+            healthcheck: cfg
+                .extra
+                .get("Healthcheck")
+                .and_then(|h| serde_json::from_value(h.clone()).ok()),
+            shell: cfg
+                .extra
+                .get("Shell")
+                .and_then(|h| serde_json::from_value(h.clone()).ok()),
             ..Default::default()
         };
         Ok(ResolvedImage {
@@ -259,6 +268,14 @@ impl ImageBackend for Engine {
                 stop_signal: cfg.stop_signal,
                 exposed_ports: cfg.exposed_ports,
                 volumes: cfg.volumes,
+                healthcheck: cfg.healthcheck,
+                shell: cfg.shell,
+                on_build: img
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.extra.get("OnBuild"))
+                    .and_then(|v| serde_json::from_value(v.clone()).ok()),
                 ..Default::default()
             }),
             architecture: Some(img.config.architecture.clone()),

@@ -14,6 +14,7 @@ mod commit;
 mod engine;
 pub mod events;
 mod exec;
+mod health;
 mod images;
 mod lifecycle;
 mod logs;

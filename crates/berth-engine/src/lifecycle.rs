@@ -47,8 +47,20 @@ impl Engine {
         }
         let warnings = Vec::new();
         let (config, path, args) = crate::bundle::merge_config(&body, &image)?;
-        let id = ContainerId::generate().as_str().to_string();
+        // Ids are random; their shim directories are named by a prefix, kept unique.
+        let id = loop {
+            let id = ContainerId::generate().as_str().to_string();
+            let prefix = &id[..crate::engine::SHIM_DIR_ID];
+            if !self.all().iter().any(|c| c.id.starts_with(prefix)) {
+                break id;
+            }
+        };
         let mut config = config;
+        config.healthcheck =
+            crate::health::merge(config.healthcheck.take(), image.config.healthcheck.as_ref());
+        if let Some(h) = &config.healthcheck {
+            crate::health::validate(h)?;
+        }
         if config.hostname.as_deref().is_none_or(str::is_empty) {
             // Docker's default: the short id, or the host's name on the host's network.
             config.hostname = Some(if host_config.network_mode.as_deref() == Some("host") {
@@ -131,6 +143,7 @@ impl Engine {
             shim: Mutex::new(None),
             pending_attach: Mutex::new(Vec::new()),
             restart_gen: Mutex::new(0),
+            health_gen: Default::default(),
         });
         self.inner
             .ctrs
@@ -355,6 +368,7 @@ impl Engine {
         ctr.notify(|w| w.alive = true);
         self.container_event(&rec, "start", &[]);
         self.spawn_monitor(ctr.clone());
+        self.start_health(ctr);
         Ok(())
     }
 

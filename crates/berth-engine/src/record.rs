@@ -79,6 +79,9 @@ pub struct State {
     /// When it last exited (RFC 3339), or Docker's zero time.
     #[serde(default = "zero")]
     pub finished_at: String,
+    /// Health-check state, for containers with a healthcheck that have run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<berth_api_types::models::Health>,
 }
 
 fn zero() -> String {
@@ -155,7 +158,11 @@ impl Record {
         };
         match self.state.status {
             Status::Created => "Created".into(),
-            Status::Running => format!("Up {}", since(&self.state.started_at)),
+            Status::Running => format!(
+                "Up {}{}",
+                since(&self.state.started_at),
+                crate::health::status_suffix(self.state.health.as_ref())
+            ),
             Status::Paused => format!("Up {} (Paused)", since(&self.state.started_at)),
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",
@@ -245,7 +252,7 @@ impl Record {
                 error: Some(st.error.clone()),
                 started_at: Some(st.started_at.clone()),
                 finished_at: Some(st.finished_at.clone()),
-                health: None,
+                health: self.state.health.clone(),
             }),
             image: Some(self.image.clone()),
             resolv_conf_path: Some(self.resolv_conf_path.clone()),

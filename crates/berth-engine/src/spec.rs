@@ -32,7 +32,7 @@
 //! * metadata with no effect on the process: `ExposedPorts`, `OnBuild`, `Shell`,
 //!   `ArgsEscaped` (Windows only);
 //! * not supported yet, refused with an error naming the field when set to anything but
-//!   the default: `Volumes`, `Healthcheck`, `PortBindings`, `PublishAllPorts`, `Links`,
+//!   the default: `Volumes`, `PortBindings`, `PublishAllPorts`, `Links`,
 //!   `VolumeDriver`, `VolumesFrom`, `StorageOpt`, `Cgroup`, `DeviceRequests`,
 //!   `BlkioWeightDevice`, `BlkioDeviceReadBps`, `BlkioDeviceWriteBps`,
 //!   `BlkioDeviceReadIOps`, `BlkioDeviceWriteIOps`, `CpuRealtimePeriod`,
@@ -492,7 +492,7 @@ fn reject_unsupported(c: &ContainerCreateBody, hc: &HostConfig) -> Result<()> {
         stdin_once: _,
         env: _,
         cmd: _,
-        healthcheck,
+        healthcheck: _,
         args_escaped: _,
         image: _,
         volumes,
@@ -511,13 +511,6 @@ fn reject_unsupported(c: &ContainerCreateBody, hc: &HostConfig) -> Result<()> {
         return Err(SpecError::invalid(
             "Config.Volumes: anonymous volumes are not supported yet",
         ));
-    }
-    if let Some(h) = healthcheck
-        && let Some(test) = &h.test
-        && !test.is_empty()
-        && test.first().map(String::as_str) != Some("NONE")
-    {
-        return Err(SpecError::unsupported("Config.Healthcheck"));
     }
 
     let HostConfig {

@@ -2,7 +2,7 @@
 //! image's container config.
 //!
 //! Supported: `CMD`, `ENTRYPOINT`, `ENV`, `WORKDIR`, `USER`, `LABEL`, `EXPOSE`, `VOLUME`,
-//! `STOPSIGNAL`, parsed as Docker's Dockerfile parser and builder do:
+//! `STOPSIGNAL`, `HEALTHCHECK`, `ONBUILD`, parsed as Docker's Dockerfile parser and builder do:
 //!
 //! - `CMD`, `ENTRYPOINT`, `VOLUME` take a JSON array (exec form) or, otherwise, text: shell
 //!   form (`["/bin/sh", "-c", text]`) for `CMD`/`ENTRYPOINT`, whitespace-separated paths for
@@ -11,6 +11,10 @@
 //!   the legacy `key value with spaces` form.
 //! - `ENV`, `LABEL`, `WORKDIR`, `USER`, `EXPOSE`, `VOLUME`, `STOPSIGNAL` expand `$VAR` and
 //!   `${VAR}` from the config's environment (after the earlier changes); `\$` is a literal `$`.
+//! - `HEALTHCHECK [--interval=D --timeout=D --start-period=D --start-interval=D --retries=N]
+//!   CMD …` (exec form → `["CMD", …]`, shell form → `["CMD-SHELL", text]`) or `HEALTHCHECK
+//!   NONE`, stored as the config's `Healthcheck`; `ONBUILD <instruction>` is appended to
+//!   `OnBuild` as written (only `ONBUILD`, `FROM` and `MAINTAINER` are refused there).
 //! - `WORKDIR` relative to the current working directory; `EXPOSE 80 8000-8001/udp` becomes
 //!   `80/tcp`, `8000/udp`, `8001/udp`; `STOPSIGNAL` must name a signal (`SIGTERM`, `TERM`, `15`).
 //!
@@ -26,7 +30,9 @@ pub const ALLOWED: &[&str] = &[
     "ENTRYPOINT",
     "ENV",
     "EXPOSE",
+    "HEALTHCHECK",
     "LABEL",
+    "ONBUILD",
     "STOPSIGNAL",
     "USER",
     "VOLUME",
@@ -147,9 +153,98 @@ fn apply_one(config: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Re
             }
             config.stop_signal = Some(sig);
         }
+        "HEALTHCHECK" => {
+            let h = healthcheck(line, rest)?;
+            config.extra.insert("Healthcheck".into(), h);
+        }
+        "ONBUILD" => {
+            let inner = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if matches!(inner.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                return Err(invalid(
+                    line,
+                    format!("{inner} isn't allowed as an ONBUILD trigger"),
+                ));
+            }
+            let list = config
+                .extra
+                .entry("OnBuild")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if !list.is_array() {
+                *list = serde_json::Value::Array(Vec::new());
+            }
+            if let Some(a) = list.as_array_mut() {
+                a.push(serde_json::Value::String(rest.to_string()));
+            }
+        }
         _ => return Err(invalid(line, "unsupported instruction")),
     }
     Ok(())
+}
+
+/// `HEALTHCHECK`'s flags and command as the image config's `Healthcheck` object.
+fn healthcheck(line: &str, rest: &str) -> Result<serde_json::Value> {
+    let mut rest = rest.trim_start();
+    let mut h = serde_json::Map::new();
+    while let Some(opt) = rest.strip_prefix("--") {
+        let end = opt.find(char::is_whitespace).unwrap_or(opt.len());
+        let (flag, value) = opt[..end]
+            .split_once('=')
+            .ok_or_else(|| invalid(line, format!("flag --{} needs a value", &opt[..end])))?;
+        let key = match flag {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => "Retries",
+            other => return Err(invalid(line, format!("unknown flag: --{other}"))),
+        };
+        let v: i64 = if key == "Retries" {
+            value
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid(line, "--retries must be at least 1"))?
+        } else {
+            let ns = berth_types::time::parse_go_duration(value)
+                .ok_or_else(|| invalid(line, format!("--{flag}: invalid duration {value:?}")))?;
+            if ns != 0 && ns < 1_000_000 {
+                return Err(invalid(line, format!("--{flag} cannot be less than 1ms")));
+            }
+            ns
+        };
+        h.insert(key.into(), v.into());
+        rest = opt[end..].trim_start();
+    }
+    let (kind, args) = match rest.split_once(char::is_whitespace) {
+        Some((k, a)) => (k.to_ascii_uppercase(), a.trim()),
+        None => (rest.to_ascii_uppercase(), ""),
+    };
+    let test: Vec<String> = match kind.as_str() {
+        "NONE" if args.is_empty() && h.is_empty() => vec!["NONE".into()],
+        "NONE" => {
+            return Err(invalid(
+                line,
+                "HEALTHCHECK NONE takes no arguments or flags",
+            ));
+        }
+        "CMD" if args.is_empty() => return Err(invalid(line, "missing command after CMD")),
+        "CMD" => match json_array(args) {
+            Some(v) if !v.is_empty() => std::iter::once("CMD".to_string()).chain(v).collect(),
+            _ => vec!["CMD-SHELL".into(), args.to_string()],
+        },
+        other => {
+            return Err(invalid(
+                line,
+                format!("unknown type {other:?} in HEALTHCHECK (try CMD)"),
+            ));
+        }
+    };
+    h.insert("Test".into(), test.into());
+    Ok(serde_json::Value::Object(h))
 }
 
 /// Exec form (a JSON array of strings) or shell form.
@@ -392,6 +487,47 @@ mod tests {
     }
 
     #[test]
+    fn healthcheck_and_onbuild() {
+        let c = run(&["HEALTHCHECK --interval=2s --retries=4 CMD wget -q localhost || exit 1"])
+            .unwrap();
+        assert_eq!(
+            c.extra["Healthcheck"],
+            serde_json::json!({"Interval": 2_000_000_000i64, "Retries": 4,
+                "Test": ["CMD-SHELL", "wget -q localhost || exit 1"]})
+        );
+        let c = run(&[r#"healthcheck --timeout=1m30s cmd ["/bin/true", "x"]"#]).unwrap();
+        assert_eq!(
+            c.extra["Healthcheck"],
+            serde_json::json!({"Timeout": 90_000_000_000i64, "Test": ["CMD", "/bin/true", "x"]})
+        );
+        let c = run(&["HEALTHCHECK NONE"]).unwrap();
+        assert_eq!(
+            c.extra["Healthcheck"],
+            serde_json::json!({"Test": ["NONE"]})
+        );
+        let c = run(&["ONBUILD RUN echo hi", "ONBUILD ENV X=1"]).unwrap();
+        assert_eq!(
+            c.extra["OnBuild"],
+            serde_json::json!(["RUN echo hi", "ENV X=1"])
+        );
+        for (bad, why) in [
+            ("HEALTHCHECK --interval=5x CMD true", "invalid duration"),
+            ("HEALTHCHECK --interval=1ns CMD true", "less than 1ms"),
+            ("HEALTHCHECK --retries=0 CMD true", "at least 1"),
+            ("HEALTHCHECK --bogus=1 CMD true", "unknown flag"),
+            ("HEALTHCHECK --interval CMD true", "needs a value"),
+            ("HEALTHCHECK CMD", "missing command"),
+            ("HEALTHCHECK RUN true", "unknown type"),
+            ("HEALTHCHECK --interval=1s NONE", "no arguments"),
+            ("ONBUILD ONBUILD RUN x", "isn't allowed"),
+            ("ONBUILD FROM busybox", "isn't allowed"),
+        ] {
+            let e = run(&[bad]).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn cmd_and_entrypoint_forms() {
         let c = run(&[r#"CMD ["echo", "hi there"]"#]).unwrap();
         assert_eq!(c.cmd.unwrap(), ["echo", "hi there"]);
@@ -471,10 +607,7 @@ mod tests {
     fn bad_changes_are_refused_naming_what_is_wrong() {
         let cases = [
             ("RUN echo hi", "RUN is not a supported instruction"),
-            (
-                "HEALTHCHECK NONE",
-                "HEALTHCHECK is not a supported instruction",
-            ),
+            ("FROM busybox", "FROM is not a supported instruction"),
             ("EXPOSE 80/foo", "invalid proto: foo"),
             ("EXPOSE 0", "invalid containerPort: 0"),
             ("EXPOSE 90-80", "invalid port range: 90-80"),

@@ -95,9 +95,68 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parses a Go duration (`300ms`, `1m30s`, `1.5h`, `0`) into nanoseconds, as Dockerfile
+/// options such as `HEALTHCHECK --interval` take them. Negative or overflowing values are
+/// refused.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s;
+    let mut total: i128 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (int, frac) = rest[..end].split_once('.').unwrap_or((&rest[..end], ""));
+        if (int.is_empty() && frac.is_empty()) || int.len() > 18 || frac.len() > 18 {
+            return None;
+        }
+        rest = &rest[end..];
+        let uend = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit: i128 = match &rest[..uend] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        rest = &rest[uend..];
+        let whole: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let mut part: i128 = 0;
+        let mut scale: i128 = 1;
+        for c in frac.bytes() {
+            part = part * 10 + i128::from(c - b'0');
+            scale *= 10;
+        }
+        total += whole * unit + part * unit / scale;
+        if total > i128::from(i64::MAX) {
+            return None;
+        }
+    }
+    i64::try_from(total).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("300ms"), Some(300_000_000));
+        assert_eq!(parse_go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("2h"), Some(7_200_000_000_000));
+        for bad in ["", "s", "5", "-1s", "1x", "1.s.", "9999999999999h", "."] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn round_trips() {

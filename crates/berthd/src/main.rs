@@ -201,7 +201,20 @@ fn main() -> Result<()> {
         for h in &a.hosts {
             listeners.push(berth_server::listen::Listener::bind(h, tls.as_ref()).await.with_context(|| format!("listening on {h}"))?);
         }
-        let engine = berth_engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let engine = match berth_engine::Engine::open(cfg).await {
+            Ok(e) => e,
+            Err(e) => {
+                // Nothing of this daemon may stay behind: its sockets and pid file go.
+                drop(listeners);
+                for h in &a.hosts {
+                    if let Some(p) = h.strip_prefix("unix://") {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                let _ = std::fs::remove_file(&pidfile);
+                return Err(anyhow::anyhow!("{}", e.message()));
+            }
+        };
         let app = berth_server::app(std::sync::Arc::new(engine));
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -345,8 +345,15 @@ fn bad_commits_leave_nothing() {
     let out = d.docker(&["commit", "-c", "FROBNICATE now", "box", "bad:1"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("FROBNICATE"), "{out:?}");
-    let out = d.berth(&["commit", "-c", "ONBUILD RUN true", "box", "bad:2"]);
+    let out = d.berth(&[
+        "commit",
+        "-c",
+        "HEALTHCHECK --interval=5x CMD true",
+        "box",
+        "bad:2",
+    ]);
     assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("invalid duration"), "{out:?}");
     let out = d.docker(&["commit", "nosuch", "bad:3"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("nosuch"), "{out:?}");

@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::Value;
+use std::process::Command;
 use support::*;
 
 #[test]
@@ -84,4 +85,29 @@ fn containers_survive_a_killed_daemon() {
     let v: Value = serde_json::from_str(&d.docker(&["inspect", "c1"]).ok().stdout).unwrap();
     assert_eq!(v[0]["State"]["Status"], "exited");
     assert_eq!(v[0]["State"]["ExitCode"], 137);
+}
+
+/// An exec root too long for the shims' unix sockets is refused at startup, naming it,
+/// instead of failing every container start later.
+#[test]
+fn too_long_an_exec_root_is_refused_at_startup() {
+    setup();
+    let dir = tempfile::tempdir_in("/tmp").unwrap();
+    let long = dir.path().join("x".repeat(80));
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(&long)
+            .arg("-H")
+            .arg(format!("unix://{}", dir.path().join("d.sock").display()))
+            .arg("--bridge")
+            .arg("none"),
+        None,
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("exec root"), "{out:?}");
+    assert!(out.stderr.contains("too long"), "{out:?}");
+    assert!(!dir.path().join("d.sock").exists());
 }

@@ -14,7 +14,7 @@ use crate::client::{Client, Error, enc, with_query};
 use crate::stream::{self, End, Session};
 use crate::term;
 use berth_api_types::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, ResourcesUlimits, RestartPolicy,
+    ContainerCreateBody, ExecConfig, HealthConfig, HostConfig, ResourcesUlimits, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use serde_json::Value;
@@ -195,9 +195,61 @@ pub fn create_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         labels: (!labels.is_empty()).then_some(labels),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        healthcheck: healthcheck(a)?,
         host_config: Some(host),
         ..Default::default()
     })
+}
+
+/// `--health-*` and `--no-healthcheck` as docker turns them into `Config.Healthcheck`.
+fn healthcheck(a: &RunArgs) -> Result<Option<HealthConfig>, Failure> {
+    let dur = |flag: &str, v: &Option<String>| -> Result<Option<i64>, Failure> {
+        match v.as_deref() {
+            None => Ok(None),
+            Some(s) => match crate::format::parse_go_duration(s) {
+                Some(secs) if secs >= 0.0 => Ok(Some((secs * 1e9) as i64)),
+                _ => Err(usage(format!(
+                    "invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}"
+                ))),
+            },
+        }
+    };
+    let interval = dur("health-interval", &a.health_interval)?;
+    let timeout = dur("health-timeout", &a.health_timeout)?;
+    let start_period = dur("health-start-period", &a.health_start_period)?;
+    let start_interval = dur("health-start-interval", &a.health_start_interval)?;
+    let any = a.health_cmd.is_some()
+        || interval.is_some()
+        || timeout.is_some()
+        || start_period.is_some()
+        || start_interval.is_some()
+        || a.health_retries.is_some();
+    if a.no_healthcheck {
+        if any {
+            return Err(usage("--no-healthcheck conflicts with --health-* options"));
+        }
+        return Ok(Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        }));
+    }
+    if !any {
+        return Ok(None);
+    }
+    if a.health_retries.is_some_and(|r| r < 0) {
+        return Err(usage("--health-retries cannot be negative"));
+    }
+    Ok(Some(HealthConfig {
+        test: a
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".into(), c.clone()]),
+        interval,
+        timeout,
+        retries: a.health_retries,
+        start_period,
+        start_interval,
+    }))
 }
 
 fn image_ref(image: &str) -> (String, String) {
@@ -579,6 +631,9 @@ pub fn attach(c: &mut Client, a: AttachArgs) -> Result<i32, Failure> {
         ("stderr", "1".to_string()),
         ("detachKeys", keys_s),
     ];
+    // Registered before attaching, as docker does: the exit code comes from the daemon once
+    // the container has stopped, not from an inspect that may run before it has noticed.
+    let exited = wait_exit(c, &id, "not-running")?;
     let (s, left) = c.hijack(&with_query(&cpath(&id, "/attach"), &q), None)?;
     let raw = if tty && att_in {
         Some(term::RawGuard::new()?)
@@ -606,10 +661,9 @@ pub fn attach(c: &mut Client, a: AttachArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     // The stream ended: the container's exit code, as docker reports it.
-    let v = c.get_json(&cpath(&id, "/json"))?;
-    Ok(v.pointer("/State/ExitCode")
-        .and_then(Value::as_i64)
-        .unwrap_or(0) as i32)
+    exited
+        .recv()
+        .map_err(|_| Failure::new(1, "lost the wait for the container's exit"))
 }
 
 pub fn exec(c: &mut Client, a: ExecArgs) -> Result<i32, Failure> {

@@ -1350,10 +1350,6 @@ fn unsupported_fields_are_refused_by_name() {
             "HostConfig.Cgroup: not supported yet",
         ),
         (
-            json!({"Healthcheck": {"Test": ["CMD", "true"]}}),
-            "Config.Healthcheck: not supported yet",
-        ),
-        (
             json!({"Volumes": {"/data": {}}}),
             "Config.Volumes: anonymous volumes are not supported yet",
         ),

@@ -67,14 +67,11 @@ impl Paths {
         self.dir.join(format!("exec-{id}.{ext}"))
     }
 
-    /// An exec's console socket. Its name is a hash of the id, not the id: a socket's
-    /// path must fit in a `sockaddr_un` (108 bytes), and exec ids may be 64 characters.
-    fn exec_socket(&self, id: &str) -> PathBuf {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in id.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.dir.join(format!("x{h:016x}.sock"))
+    /// The `n`th exec console socket. Its name is a short counter, not the exec id: a
+    /// socket's path must fit in a `sockaddr_un` (108 bytes) and the directory already
+    /// holds a 64-character container id.
+    fn exec_socket(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("c{n}"))
     }
 
     /// Every file the shim may have created (the container log is not among them).
@@ -138,6 +135,8 @@ struct ExecProc {
     stdin: Option<OwnedFd>,
     master: Option<OwnedFd>,
     console: Option<UnixListener>,
+    /// The console socket's path, removed once the runtime has connected to it.
+    console_path: Option<PathBuf>,
     exit: Option<Exit>,
     conn: Option<u64>,
 }
@@ -224,10 +223,18 @@ pub struct Server {
     next_conn: u64,
     ops: Vec<Op>,
     execs: BTreeMap<String, ExecProc>,
+    /// Ids of exited execs, oldest first: only the last [`KEEP_EXITED_EXECS`] are kept, so a
+    /// container probed by a health check every few seconds does not grow its shim.
+    exited_execs: VecDeque<String>,
+    /// Exec console sockets made so far (their names).
+    consoles: u64,
     recent: VecDeque<(i32, i32)>,
     /// When the init exited (monotonic), for `--linger`.
     exited_mono: Option<Instant>,
 }
+
+/// Exited execs whose exit codes the shim still answers for.
+const KEEP_EXITED_EXECS: usize = 32;
 
 fn now() -> String {
     rfc3339_nano(SystemTime::now())
@@ -308,6 +315,8 @@ impl Server {
             next_conn: 1,
             ops: Vec::new(),
             execs: BTreeMap::new(),
+            exited_execs: VecDeque::new(),
+            consoles: 0,
             recent: VecDeque::new(),
             exited_mono: None,
         }
@@ -559,6 +568,12 @@ impl Server {
             exit_code: code,
             exited_at: now(),
         });
+        self.exited_execs.push_back(id.to_string());
+        while self.exited_execs.len() > KEEP_EXITED_EXECS {
+            if let Some(old) = self.exited_execs.pop_front() {
+                self.execs.remove(&old);
+            }
+        }
         let target = Some(id.to_string());
         for i in 0..2 {
             self.drain(target.as_ref(), i);
@@ -706,13 +721,14 @@ impl Server {
         obj.insert("terminal".into(), serde_json::Value::Bool(tty));
         let proc_file = self.paths.exec_file(&id, "json");
         let pid_file = self.paths.exec_file(&id, "pid");
-        let sock_file = self.paths.exec_socket(&id);
+        self.consoles += 1;
+        let sock_file = self.paths.exec_socket(self.consoles);
         let res = (|| -> io::Result<(ExecProc, Vec<OsString>, std::process::Command, Option<OwnedFd>)> {
             let data = serde_json::to_vec(&process).map_err(io::Error::other)?;
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&proc_file)?.write_all(&data)?;
             let mut args: Vec<OsString> = vec!["exec".into(), "--detach".into(), "--pid-file".into(), pid_file.clone().into()];
             args.extend(["--process".into(), proc_file.clone().into()]);
-            let mut e = ExecProc { pid: 0, starting: true, tty, out: [None, None], stdin: None, master: None, console: None, exit: None, conn: Some(conn) };
+            let mut e = ExecProc { pid: 0, starting: true, tty, out: [None, None], stdin: None, master: None, console: None, console_path: None, exit: None, conn: Some(conn) };
             let mut memfd_err = None;
             let (sin, sout, serr): (Stdio, Stdio, Stdio);
             if tty {
@@ -720,6 +736,7 @@ impl Server {
                 let l = UnixListener::bind(&sock_file)?;
                 l.set_nonblocking(true)?;
                 e.console = Some(l);
+                e.console_path = Some(sock_file.clone());
                 args.extend(["--console-socket".into(), sock_file.clone().into()]);
                 let m = memfd()?;
                 serr = Stdio::from(m.try_clone()?);
@@ -795,6 +812,10 @@ impl Server {
     }
 
     fn exec_started(&mut self, conn: u64, id: &str, err: Option<String>) {
+        // The runtime has exited: it has connected to the console socket if it ever will.
+        if let Some(p) = self.execs.get_mut(id).and_then(|e| e.console_path.take()) {
+            let _ = std::fs::remove_file(p);
+        }
         let pid_file = self.paths.exec_file(id, "pid");
         let res = match err {
             Some(e) => Err(e),
