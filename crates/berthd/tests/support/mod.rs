@@ -443,7 +443,26 @@ pub fn busybox_tar() -> PathBuf {
     if let Some(p) = g.as_ref() {
         return p.clone();
     }
-    let dir = std::env::temp_dir().join(format!("berthd-test-busybox-{}", std::process::id()));
+    // One tar per busybox binary, shared by every test process: built under a private name,
+    // then renamed into place (so no process sees a half-written one), never per process.
+    let meta = std::fs::metadata(BUSYBOX).unwrap();
+    let cache = std::env::temp_dir().join("berthd-test-busybox");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let tar = cache.join(format!("busybox-{}-{mtime}.tar", meta.len()));
+    if tar.exists() {
+        *g = Some(tar.clone());
+        return tar;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&cache)
+        .unwrap();
+    let dir = work.path();
     let root = dir.join("rootfs");
     for d in [
         "bin", "etc", "tmp", "root", "proc", "sys", "dev", "var", "home",
@@ -463,17 +482,18 @@ pub fn busybox_tar() -> PathBuf {
     )
     .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    let tar = dir.join("busybox.tar");
+    let part = dir.join("busybox.tar");
     run(
         Command::new("tar")
             .arg("-C")
             .arg(&root)
             .arg("-cf")
-            .arg(&tar)
+            .arg(&part)
             .arg("."),
         None,
     )
     .ok();
+    std::fs::rename(&part, &tar).unwrap();
     *g = Some(tar.clone());
     tar
 }
