@@ -120,16 +120,27 @@ pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Meta> {
 /// Opens directory `rel` below `base` for reading, refusing symlinks in every component, any
 /// escape from `base` and any mount-point crossing. An empty `rel` opens `base` itself.
 pub(crate) fn open_dir_beneath(base: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    open_dir_beneath_x(base, rel, false)
+}
+
+/// [`open_dir_beneath`], crossing mount points when `cross_mounts` (a running container's
+/// tree, where volumes and tmpfs are mounted; never for removals).
+pub(crate) fn open_dir_beneath_x(
+    base: BorrowedFd<'_>,
+    rel: &Path,
+    cross_mounts: bool,
+) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     if rel.as_os_str().is_empty() {
         return Ok(rustix::fs::openat(base, ".", flags, Mode::empty())?);
     }
     // NO_XDEV: our trees never contain mount points; a walk or a removal must not wander
     // into something mounted inside one (deleting through a mount would be a disaster).
-    let resolve = ResolveFlags::BENEATH
-        | ResolveFlags::NO_SYMLINKS
-        | ResolveFlags::NO_MAGICLINKS
-        | ResolveFlags::NO_XDEV;
+    let mut resolve =
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    if !cross_mounts {
+        resolve |= ResolveFlags::NO_XDEV;
+    }
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOSYS) => open_dir_walk(base, rel, flags),
@@ -426,7 +437,21 @@ pub(crate) fn walk<F>(base: BorrowedFd<'_>, rel: &Path, f: &mut F) -> io::Result
 where
     F: FnMut(&Visit<'_>) -> io::Result<Descend>,
 {
-    let mut dir = Some(open_dir_beneath(base, rel)?);
+    walk_x(base, rel, false, f)
+}
+
+/// [`walk`], crossing mount points when `cross_mounts` (see [`open_dir_beneath_x`]).
+pub(crate) fn walk_x<F>(
+    base: BorrowedFd<'_>,
+    rel: &Path,
+    cross_mounts: bool,
+    f: &mut F,
+) -> io::Result<()>
+where
+    F: FnMut(&Visit<'_>) -> io::Result<Descend>,
+{
+    let open = |r: &Path| open_dir_beneath_x(base, r, cross_mounts);
+    let mut dir = Some(open(rel)?);
     let names = match &dir {
         Some(d) => read_dir_sorted(d.as_fd())?,
         None => Vec::new(),
@@ -434,7 +459,7 @@ where
     for name in names {
         let d = match dir.take() {
             Some(d) => d,
-            None => open_dir_beneath(base, rel)?,
+            None => open(rel)?,
         };
         let Some(meta) = stat_at_opt(d.as_fd(), &name)? else {
             dir = Some(d);
@@ -449,7 +474,7 @@ where
         })?;
         if meta.is_dir() && descend == Descend::Yes {
             drop(d);
-            walk(base, &child, f)?;
+            walk_x(base, &child, cross_mounts, f)?;
         } else {
             dir = Some(d);
         }
