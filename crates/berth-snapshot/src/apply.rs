@@ -868,10 +868,7 @@ impl Applier<'_> {
 
     /// Resolves `path` inside the target, symlinks followed as if the target were `/`.
     fn resolve(&self, path: &[u8]) -> io::Result<OwnedFd> {
-        let root = pathrs::RootRef::from_fd(self.root.as_fd());
-        root.resolve(os(path))
-            .map(OwnedFd::from)
-            .map_err(crate::error::pathrs_io)
+        fsutil::resolve_in_root(self.root.as_fd(), path)
     }
 
     /// The directory holding an entry, resolved inside the target. Missing directories are

@@ -23,11 +23,10 @@
 //! …) are archived as empty directories, as Docker, which reads the container's rootfs,
 //! sees them.
 
-use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -156,10 +155,6 @@ fn parse(path: &str) -> Result<Target, CopyError> {
     })
 }
 
-fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
-}
-
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -179,10 +174,6 @@ impl Tree {
         Ok(Tree::from_fd(fd, true))
     }
 
-    fn rootref(&self) -> pathrs::RootRef<'_> {
-        pathrs::RootRef::from_fd(self.root.as_fd())
-    }
-
     /// Resolves `p` inside the tree, following symlinks as if the tree were `/`.
     fn resolve(&self, p: &[u8], shown: &str) -> Result<OwnedFd, CopyError> {
         let rel: &[u8] = {
@@ -194,24 +185,21 @@ impl Tree {
                 .ctx(|| "duplicating the tree's root")
                 .map_err(CopyError::Failed);
         }
-        match self.rootref().resolve(os(rel)) {
-            Ok(h) => Ok(OwnedFd::from(h)),
-            Err(e) => {
-                let e = crate::error::pathrs_io(e);
-                match e.raw_os_error() {
-                    Some(libc::ENOENT) => Err(CopyError::NotFound(shown.to_string())),
-                    Some(libc::ENOTDIR) => Err(CopyError::Invalid(format!(
-                        "a parent of {shown} is not a directory"
-                    ))),
-                    Some(libc::ELOOP) => Err(CopyError::Invalid(format!(
-                        "too many levels of symbolic links in {shown}"
-                    ))),
-                    _ => Err(CopyError::Failed(Error::Io {
-                        what: format!("resolving {shown}"),
-                        err: e,
-                    })),
-                }
-            }
+        match fsutil::resolve_in_root(self.root.as_fd(), rel) {
+            Ok(fd) => Ok(fd),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENOENT) => Err(CopyError::NotFound(shown.to_string())),
+                Some(libc::ENOTDIR) => Err(CopyError::Invalid(format!(
+                    "a parent of {shown} is not a directory"
+                ))),
+                Some(libc::ELOOP) => Err(CopyError::Invalid(format!(
+                    "too many levels of symbolic links in {shown}"
+                ))),
+                _ => Err(CopyError::Failed(Error::Io {
+                    what: format!("resolving {shown}"),
+                    err: e,
+                })),
+            },
         }
     }
 
@@ -273,55 +261,16 @@ impl Tree {
     /// (a stat's link target); every real access resolves again.
     fn canonical(&self, path: &[u8]) -> Result<Vec<Vec<u8>>, CopyError> {
         let shown = lossy(path);
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let mut todo: VecDeque<Vec<u8>> = path.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
-        let mut links = 0;
-        // Past a missing component the rest is lexical (a dangling link still has a target).
-        let mut missing = false;
-        while let Some(c) = todo.pop_front() {
-            match c.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    out.pop();
-                    continue;
-                }
-                _ if missing => {
-                    out.push(c);
-                    continue;
-                }
-                _ => {}
+        fsutil::lexical_in_root(self.root.as_fd(), path, false).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                CopyError::Invalid(format!("too many levels of symbolic links in {shown}"))
+            } else {
+                CopyError::Failed(Error::Io {
+                    what: format!("resolving {shown}"),
+                    err: e,
+                })
             }
-            let rel = PathBuf::from(OsString::from_vec(out.join(&b'/')));
-            let dir = fsutil::open_dir_beneath_x(self.root.as_fd(), &rel, true)
-                .ctx(|| format!("resolving {shown}"))?;
-            let Some(m) =
-                fsutil::stat_at_opt(dir.as_fd(), os(&c)).ctx(|| format!("resolving {shown}"))?
-            else {
-                missing = true;
-                out.push(c);
-                continue;
-            };
-            if !m.is_symlink() {
-                out.push(c);
-                continue;
-            }
-            links += 1;
-            if links > 40 {
-                return Err(CopyError::Invalid(format!(
-                    "too many levels of symbolic links in {shown}"
-                )));
-            }
-            let target = rustix::fs::readlinkat(&dir, os(&c), Vec::new())
-                .ctx(|| format!("reading link {shown}"))?
-                .into_bytes();
-            if target.starts_with(b"/") {
-                out.clear();
-            }
-            for t in target.split(|b| *b == b'/').rev() {
-                todo.push_front(t.to_vec());
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// `GET /containers/{id}/archive`: `path` as a tar written to `w`, its top entry named
