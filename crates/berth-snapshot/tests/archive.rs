@@ -345,3 +345,73 @@ fn racing_symlink_swaps_stay_inside() {
     assert!(!Path::new("/dropped").exists() && !Path::new("/etc/dropped").exists());
     assert!(!Path::new("/sub").exists());
 }
+
+/// A stopped container's tree: the snapshot mounted detached (read-write to extract,
+/// read-only to read), for both drivers; links climbing with `..` resolve inside it (the
+/// kernel answers `EAGAIN` for `..` in a detached mount, and the lexical fallback takes
+/// over); nothing stays mounted once the tree is dropped.
+#[test]
+fn snapshot_trees_of_stopped_containers() {
+    use berth_snapshot::{Driver, Snapshotter};
+    let t = tempfile::tempdir().unwrap();
+    for driver in [Driver::Overlay, Driver::Copy] {
+        let root = t.path().join(format!("{driver:?}"));
+        let s = Snapshotter::open(&root, driver).unwrap();
+        s.prepare("ctr", None).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data, link) in [
+            ("etc/", tar::EntryType::Directory, &b""[..], ""),
+            (
+                "etc/hostname",
+                tar::EntryType::Regular,
+                &b"inside\n"[..],
+                "",
+            ),
+            ("up", tar::EntryType::Symlink, &b""[..], "../../../../.."),
+        ] {
+            let mut h = hdr();
+            h.set_entry_type(kind);
+            h.set_mode(0o755);
+            h.set_size(data.len() as u64);
+            if link.is_empty() {
+                b.append_data(&mut h, name, data).unwrap();
+            } else {
+                b.append_link(&mut h, name, link).unwrap();
+            }
+        }
+        let data = b.into_inner().unwrap();
+        {
+            let w = s.open_tree("ctr", true).unwrap();
+            w.untar("/", &data[..], &UntarOptions::default()).unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = hdr();
+            h.set_mode(0o644);
+            h.set_size(2);
+            b.append_data(&mut h, "via-up", &b"ok"[..]).unwrap();
+            w.untar(
+                "/up/up/etc",
+                &b.into_inner().unwrap()[..],
+                &UntarOptions::default(),
+            )
+            .unwrap();
+        }
+        let r = s.open_tree("ctr", false).unwrap();
+        let e = entries(&tar_of(&r, "/up/etc/hostname").unwrap());
+        assert_eq!(e, [("hostname".into(), b"inside\n".to_vec())], "{driver:?}");
+        let e = entries(&tar_of(&r, "/up/../up/etc/via-up").unwrap());
+        assert_eq!(e, [("via-up".into(), b"ok".to_vec())], "{driver:?}");
+        assert_eq!(r.stat("/up").unwrap().link_target.as_deref(), Some("/"));
+        // Read-only: extraction fails.
+        assert!(
+            r.untar("/etc", &data[..], &UntarOptions::default())
+                .is_err()
+        );
+        drop(r);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(root.to_str().unwrap()),
+            "{driver:?}: a mount was left behind"
+        );
+        assert!(!Path::new("/via-up").exists() && !Path::new("/etc/via-up").exists());
+    }
+}
