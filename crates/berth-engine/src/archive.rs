@@ -9,7 +9,6 @@
 //! inside the tree (see berth-snapshot's `archive` module).
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use berth_api_types::archive::{ContainerPathStat, go_file_mode};
@@ -113,7 +112,6 @@ impl Engine {
         if exited || !own_ns || ctr.record().state.pid != i64::from(pid) {
             return Ok(None);
         }
-        let _ = pidfd.as_fd();
         Ok(Some(tree))
     }
 

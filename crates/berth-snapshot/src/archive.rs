@@ -366,9 +366,10 @@ impl Tree {
         };
         match apply::apply_fd(r, dir, &aopts, Format::Plain, extra) {
             Ok(a) => Ok(a.entries),
-            Err(e @ (Error::Entry { .. } | Error::Archive(_))) => {
-                Err(CopyError::Invalid(e.to_string()))
-            }
+            Err(Error::Entry { entry, reason }) => Err(CopyError::Invalid(format!(
+                "archive entry {entry:?}: {reason}"
+            ))),
+            Err(Error::Archive(m)) => Err(CopyError::Invalid(format!("archive: {m}"))),
             Err(e) => Err(CopyError::Failed(e)),
         }
     }
