@@ -666,3 +666,61 @@ fn export_import_round_trip_after_cp() {
     assert_eq!(o.stdout, "changed by cp\n");
     d.docker(&["rm", "-f", "rt"]).ok();
 }
+
+/// CVE-2018-15664's shape: inside the container a loop swaps a directory for a symlink to
+/// `/` while copies run both ways. Whatever the timing, reads see only the container's
+/// files and writes land only in the container.
+#[test]
+fn copies_racing_a_symlink_swap_stay_inside() {
+    let d = Daemon::start();
+    d.busybox();
+    let tok = token();
+    // Host-only markers an escaped read would show, and names an escaped write would create.
+    let marker_dir = tempfile::Builder::new()
+        .prefix(&format!("host-only-{tok}"))
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(marker_dir.path().join("secret"), b"host secret\n").unwrap();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "racer",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/tmp; echo inside > /d/f; \
+         while true; do mv /d /d.real; ln -s / /d; rm /d; mv /d.real /d; done",
+    ])
+    .ok();
+    let t = tempfile::tempdir().unwrap();
+    let up = t.path().join(format!("race-{tok}"));
+    std::fs::write(&up, b"race\n").unwrap();
+    let start = std::time::Instant::now();
+    let (mut reads, mut writes) = (0, 0);
+    while start.elapsed() < Duration::from_secs(6) {
+        let o = d.docker(&["cp", "racer:/d/tmp/", "-"]);
+        if o.code == 0 {
+            reads += 1;
+            assert!(
+                !o.stdout.contains(&format!("host-only-{tok}")),
+                "read the host's /tmp"
+            );
+        }
+        let o = d.docker(&["cp", "racer:/d/f", "-"]);
+        if o.code == 0 {
+            reads += 1;
+        }
+        for dst in ["racer:/d/", "racer:/d/tmp/"] {
+            if d.docker(&["cp", up.to_str().unwrap(), dst]).code == 0 {
+                writes += 1;
+            }
+        }
+    }
+    assert!(reads > 0 && writes > 0, "reads {reads}, writes {writes}");
+    let name = format!("race-{tok}");
+    for p in [Path::new("/").join(&name), Path::new("/tmp").join(&name)] {
+        assert!(!p.exists(), "{} written on the host", p.display());
+    }
+    d.docker(&["rm", "-f", "racer"]).ok();
+}
