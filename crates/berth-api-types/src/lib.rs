@@ -8,6 +8,7 @@
 
 pub use bollard_stubs::models;
 
+pub mod archive;
 pub mod filters;
 pub mod query;
 pub mod stdcopy;

@@ -87,6 +87,8 @@ pub enum Cmd {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Display system-wide information
@@ -151,6 +153,8 @@ pub enum ContainerCmd {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
 }
 
 #[derive(Debug, Subcommand)]

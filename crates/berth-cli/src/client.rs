@@ -191,6 +191,14 @@ impl Client {
         check(read_response(s)?)
     }
 
+    /// A `HEAD` request: the status and headers only (a body is never read, whatever the
+    /// headers announce).
+    pub fn head(&mut self, path: &str) -> Result<(u16, Vec<(String, String)>)> {
+        let p = self.versioned(path)?;
+        let resp = self.raw("HEAD", &p, &[], None)?;
+        Ok((resp.status, resp.headers))
+    }
+
     /// GET returning parsed JSON.
     pub fn get_json(&mut self, path: &str) -> Result<Value> {
         let mut r = self.request("GET", path, None)?;

@@ -453,6 +453,37 @@ impl ContainerBackend for Engine {
         Engine::export(self, id).await
     }
 
+    async fn archive_stat(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<berth_api_types::archive::ContainerPathStat, Error> {
+        Engine::archive_stat(self, id, path).await
+    }
+
+    async fn archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<
+        (
+            berth_api_types::archive::ContainerPathStat,
+            berth_server::backend::ByteStream,
+        ),
+        Error,
+    > {
+        Engine::archive_get(self, id, path).await
+    }
+
+    async fn archive_put(
+        &self,
+        id: &str,
+        opts: berth_server::backend::ArchivePutOptions,
+        body: berth_server::backend::ByteStream,
+    ) -> Result<(), Error> {
+        Engine::archive_put(self, id, opts, body).await
+    }
+
     async fn commit(
         &self,
         opts: berth_server::backend::CommitOptions,

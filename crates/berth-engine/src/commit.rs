@@ -17,12 +17,19 @@ const CHUNK: usize = 64 * 1024;
 
 /// A blocking writer feeding an async body: bytes are batched into [`CHUNK`]s and sent on a
 /// bounded channel (back-pressure); a gone receiver (the client left) is a broken pipe.
-struct ChanWriter {
+pub(crate) struct ChanWriter {
     tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 impl ChanWriter {
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) -> Self {
+        ChanWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

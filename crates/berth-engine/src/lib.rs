@@ -6,6 +6,7 @@
 //! which runs the OCI runtime. The engine talks to shims over their sockets and keeps its
 //! records in the metadata database, so it can be restarted while containers run.
 
+mod archive;
 mod attach;
 mod backend;
 pub mod bundle;

@@ -137,6 +137,19 @@ pub struct CommitOptions {
     pub config: Option<ContainerConfig>,
 }
 
+/// `PUT /containers/{id}/archive`: where and how an uploaded tar is extracted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivePutOptions {
+    /// The directory in the container to extract into (`path`), absolute.
+    pub path: String,
+    /// Refuse to replace a directory by a non-directory or the reverse
+    /// (`noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Keep the archive's owners (`copyUIDGID`, `docker cp -a`); otherwise everything is
+    /// owned by the container's root.
+    pub copy_uid_gid: bool,
+}
+
 /// `POST /images/create?fromImage=…`: a pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullOptions {
@@ -302,6 +315,49 @@ pub trait ContainerBackend: Send + Sync + 'static {
     fn export(&self, id: &str) -> impl Future<Output = Result<ByteStream, Error>> + Send {
         let _ = id;
         async { Err(Error::not_implemented("container export is not supported")) }
+    }
+    /// `HEAD /containers/{id}/archive?path=`: what `path` is in the container.
+    fn archive_stat(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<berth_api_types::archive::ContainerPathStat, Error>> + Send
+    {
+        let _ = (id, path);
+        async {
+            Err(Error::not_implemented(
+                "container archives are not supported",
+            ))
+        }
+    }
+    /// `GET /containers/{id}/archive?path=`: `path` as a tar stream, with its stat.
+    fn archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<
+        Output = Result<(berth_api_types::archive::ContainerPathStat, ByteStream), Error>,
+    > + Send {
+        let _ = (id, path);
+        async {
+            Err(Error::not_implemented(
+                "container archives are not supported",
+            ))
+        }
+    }
+    /// `PUT /containers/{id}/archive?path=`: extracts the tar in `body` into a directory.
+    fn archive_put(
+        &self,
+        id: &str,
+        opts: ArchivePutOptions,
+        body: ByteStream,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (id, opts, body);
+        async {
+            Err(Error::not_implemented(
+                "container archives are not supported",
+            ))
+        }
     }
     /// `POST /commit`: a new image from the container's changes; returns its id.
     fn commit(

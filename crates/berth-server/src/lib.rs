@@ -46,6 +46,7 @@ pub fn app<B: Backend>(backend: Arc<B>) -> Router {
     let routes = Router::new()
         .merge(routes::system::routes::<B>())
         .merge(routes::containers::routes::<B>())
+        .merge(routes::archive::routes::<B>())
         .merge(routes::exec::routes::<B>())
         .merge(routes::images::routes::<B>())
         .fallback(routes::not_found)

@@ -132,9 +132,20 @@ pub fn apply_layer_copy<R: Read>(
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Format {
+pub(crate) enum Format {
     Overlay,
     Copy,
+    /// A plain archive (`docker cp`): `.wh.` names are ordinary files.
+    Plain,
+}
+
+/// What only plain extraction (`docker cp`) asks for, beyond [`ApplyOptions`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Extra {
+    /// Refuse to replace a directory by a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Every object gets this owner instead of the archive's.
+    pub owner: Option<(u32, u32)>,
 }
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -150,6 +161,20 @@ fn apply<R: Read>(
 ) -> Result<AppliedLayer> {
     let root =
         fsutil::open_dir_path(dest).ctx(|| format!("opening layer target {}", dest.display()))?;
+    let out = apply_fd(reader, root, opts, format, Extra::default())?;
+    debug!(dest = %dest.display(), diff_id = %out.diff_id, entries = out.entries, "layer applied");
+    Ok(out)
+}
+
+/// Applies an archive onto the directory `root` (any descriptor of it), every entry
+/// resolved inside it.
+pub(crate) fn apply_fd<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    opts: &ApplyOptions,
+    format: Format,
+    extra: Extra,
+) -> Result<AppliedLayer> {
     let ctally: SharedTally = Rc::default();
     let mut raw = HashReader::new(reader, ctally.clone());
     let mut head = Vec::with_capacity(16);
@@ -184,6 +209,7 @@ fn apply<R: Read>(
         root,
         opts,
         format,
+        extra,
         lowers,
         written: BTreeSet::new(),
         dir_times: Vec::new(),
@@ -212,7 +238,6 @@ fn apply<R: Read>(
         content_bytes: ap.bytes,
         entries: ap.entries,
     };
-    debug!(dest = %dest.display(), diff_id = %out.diff_id, entries = out.entries, "layer applied");
     Ok(out)
 }
 
@@ -337,6 +362,7 @@ struct Applier<'a> {
     root: OwnedFd,
     opts: &'a ApplyOptions,
     format: Format,
+    extra: Extra,
     lowers: Vec<OwnedFd>,
     /// Normalised paths this layer has created (and not since deleted).
     written: BTreeSet<Vec<u8>>,
@@ -376,7 +402,7 @@ impl Applier<'_> {
             return Ok(());
         };
 
-        if base.starts_with(WHITEOUT_PREFIX) {
+        if base.starts_with(WHITEOUT_PREFIX) && self.format != Format::Plain {
             return self.whiteout(parent, base, &meta, &shown);
         }
 
@@ -387,6 +413,16 @@ impl Applier<'_> {
         let existing =
             fsutil::stat_at_opt(pfd.as_fd(), name).map_err(|e| err(format!("stat: {e}")))?;
         let keep_dir = et.is_dir() && existing.is_some_and(|m| m.is_dir());
+        if self.extra.no_overwrite_dir_non_dir
+            && let Some(m) = existing
+            && m.is_dir() != et.is_dir()
+        {
+            return Err(err(if m.is_dir() {
+                "cannot overwrite a directory with a non-directory".into()
+            } else {
+                "cannot overwrite a non-directory with a directory".into()
+            }));
+        }
         if existing.is_some() && !keep_dir && !et.is_hard_link() {
             fsutil::remove_all_at(pfd.as_fd(), name).map_err(|e| err(format!("replacing: {e}")))?;
         }
@@ -505,7 +541,10 @@ impl Applier<'_> {
         let mode = h.mode().map_err(|e| format!("mode: {e}"))? & 0o7777;
         let uid = h.uid().map_err(|e| format!("uid: {e}"))?;
         let gid = h.gid().map_err(|e| format!("gid: {e}"))?;
-        let (uid, gid) = self.map_ids(uid, gid)?;
+        let (uid, gid) = match self.extra.owner {
+            Some(o) => o,
+            None => self.map_ids(uid, gid)?,
+        };
         let mtime = match pax.mtime {
             Some(t) => t,
             None => (
@@ -718,7 +757,7 @@ impl Applier<'_> {
                     )
                     .map_err(|e| err(format!("marking directory opaque: {e}")))?;
                 }
-                Format::Copy => {
+                Format::Copy | Format::Plain => {
                     if let Some(d) = self.parent_dir(parent, false, shown)? {
                         let mut prefix = join(parent);
                         if !prefix.is_empty() {
@@ -758,7 +797,7 @@ impl Applier<'_> {
                 )
                 .map_err(|e| err(format!("chown whiteout: {e}")))?;
             }
-            Format::Copy => {
+            Format::Copy | Format::Plain => {
                 if let Some(d) = self.parent_dir(parent, false, shown)? {
                     fsutil::remove_all_at(d.as_fd(), name)
                         .map_err(|e| err(format!("deleting: {e}")))?;
@@ -829,10 +868,7 @@ impl Applier<'_> {
 
     /// Resolves `path` inside the target, symlinks followed as if the target were `/`.
     fn resolve(&self, path: &[u8]) -> io::Result<OwnedFd> {
-        let root = pathrs::RootRef::from_fd(self.root.as_fd());
-        root.resolve(os(path))
-            .map(OwnedFd::from)
-            .map_err(crate::error::pathrs_io)
+        fsutil::resolve_in_root(self.root.as_fd(), path)
     }
 
     /// The directory holding an entry, resolved inside the target. Missing directories are
@@ -909,7 +945,10 @@ impl Applier<'_> {
                     let (uid, gid, mode) = match lower {
                         Some(m) => (m.uid, m.gid, m.perm()),
                         None => {
-                            let (u, g) = self.map_ids(0, 0).map_err(&err)?;
+                            let (u, g) = match self.extra.owner {
+                                Some(o) => o,
+                                None => self.map_ids(0, 0).map_err(&err)?,
+                            };
                             (u, g, 0o755)
                         }
                     };

@@ -518,14 +518,14 @@ impl<R: Read> Read for Exact<R> {
 }
 
 /// The tar writer shared by both diff flavours.
-struct TarOut<W: Write> {
+pub(crate) struct TarOut<W: Write> {
     b: tar::Builder<HashWriter<W>>,
     /// First path written for each multiply-linked inode.
     links: HashMap<(u64, u64), Vec<u8>>,
 }
 
 impl<W: Write> TarOut<W> {
-    fn new(w: W) -> Self {
+    pub(crate) fn new(w: W) -> Self {
         TarOut {
             b: tar::Builder::new(HashWriter::new(w)),
             links: HashMap::new(),
@@ -553,7 +553,15 @@ impl<W: Write> TarOut<W> {
         data: impl Read,
     ) -> io::Result<()> {
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        if path.len() > 255 || h.set_path(Path::new(OsStr::from_bytes(path))).is_err() {
+        if path.starts_with(b"./") && path.len() <= 100 {
+            // `docker cp dir/.` names entries `./…`, which set_path would normalise away.
+            let name = &mut h.as_old_mut().name;
+            name.fill(0);
+            name[..path.len()].copy_from_slice(path);
+        } else if path.starts_with(b"./")
+            || path.len() > 255
+            || h.set_path(Path::new(OsStr::from_bytes(path))).is_err()
+        {
             pax.push(("path".into(), path.to_vec()));
             let short = &path[..path.len().min(99)];
             let name = &mut h.as_old_mut().name;
@@ -582,7 +590,7 @@ impl<W: Write> TarOut<W> {
     }
 
     /// One file-system object `name` in `dir`, archived as `rel`.
-    fn object(
+    pub(crate) fn object(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &OsStr,
@@ -607,12 +615,20 @@ impl<W: Write> TarOut<W> {
                 self.append(h, &p, None, xattrs, io::empty())
             }
             fsutil::S_IFREG => {
+                // Non-blocking and checked: a FIFO or device swapped in after the stat
+                // must neither hang the walk nor be read.
                 let fd = rustix::fs::openat(
                     dir,
                     name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
                     Mode::empty(),
                 )?;
+                if fsutil::stat_fd(fd.as_fd())?.kind() != fsutil::S_IFREG {
+                    return Err(io::Error::other(format!(
+                        "{} changed type while being archived",
+                        rel.display()
+                    )));
+                }
                 let f = File::from(fd);
                 let mut h = Self::header(tar::EntryType::Regular, m);
                 h.set_size(m.size);
@@ -675,7 +691,7 @@ impl<W: Write> TarOut<W> {
         self.append(h, fsutil::path_bytes(&p), None, &[], io::empty())
     }
 
-    fn finish(self) -> Result<DiffResult> {
+    pub(crate) fn finish(self) -> Result<DiffResult> {
         let w = self.b.into_inner().ctx(|| "finishing the layer tar")?;
         let mut w = w;
         w.flush().ctx(|| "flushing the layer tar")?;

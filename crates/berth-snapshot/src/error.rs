@@ -112,3 +112,21 @@ pub(crate) fn pathrs_io(e: pathrs::error::Error) -> io::Error {
         _ => io::Error::other(e.to_string()),
     }
 }
+
+/// Runs a lookup again while it fails with `EAGAIN`: `openat2(RESOLVE_IN_ROOT)` asks for a
+/// retry when a rename or mount anywhere on the system raced with resolving `..`, which on
+/// a busy host is common. Gives up after many attempts.
+pub(crate) fn retry_again<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut n = 0;
+    loop {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && n < 1000 => {
+                n += 1;
+                if n > 10 {
+                    std::thread::yield_now();
+                }
+            }
+            r => return r,
+        }
+    }
+}

@@ -120,16 +120,27 @@ pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Meta> {
 /// Opens directory `rel` below `base` for reading, refusing symlinks in every component, any
 /// escape from `base` and any mount-point crossing. An empty `rel` opens `base` itself.
 pub(crate) fn open_dir_beneath(base: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    open_dir_beneath_x(base, rel, false)
+}
+
+/// [`open_dir_beneath`], crossing mount points when `cross_mounts` (a running container's
+/// tree, where volumes and tmpfs are mounted; never for removals).
+pub(crate) fn open_dir_beneath_x(
+    base: BorrowedFd<'_>,
+    rel: &Path,
+    cross_mounts: bool,
+) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     if rel.as_os_str().is_empty() {
         return Ok(rustix::fs::openat(base, ".", flags, Mode::empty())?);
     }
     // NO_XDEV: our trees never contain mount points; a walk or a removal must not wander
     // into something mounted inside one (deleting through a mount would be a disaster).
-    let resolve = ResolveFlags::BENEATH
-        | ResolveFlags::NO_SYMLINKS
-        | ResolveFlags::NO_MAGICLINKS
-        | ResolveFlags::NO_XDEV;
+    let mut resolve =
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    if !cross_mounts {
+        resolve |= ResolveFlags::NO_XDEV;
+    }
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOSYS) => open_dir_walk(base, rel, flags),
@@ -158,6 +169,96 @@ fn open_dir_walk(base: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<
         }
     }
     Ok(cur)
+}
+
+/// Resolves `path` inside the tree at `root`, symlinks followed as if `root` were `/`
+/// (`RESOLVE_IN_ROOT` through pathrs). The kernel refuses some lookups with `EAGAIN` when a
+/// `..` met a mount or rename anywhere on the system (and always, it seems, for `..` in a
+/// detached mount); then the path is resolved lexically instead, reading each symlink
+/// inside the tree (at most 40), and the result, which has no `..` and no symlink left, is
+/// opened with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: a swap racing with it fails the
+/// open rather than leading out.
+pub(crate) fn resolve_in_root(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
+    let r = crate::error::retry_again(|| {
+        pathrs::RootRef::from_fd(root)
+            .resolve(OsStr::from_bytes(path))
+            .map(OwnedFd::from)
+            .map_err(crate::error::pathrs_io)
+    });
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            let comps = lexical_in_root(root, path, true)?;
+            let rel = PathBuf::from(OsString::from_vec(comps.join(&b'/')));
+            if rel.as_os_str().is_empty() {
+                return Ok(rustix::io::fcntl_dupfd_cloexec(root, 0)?);
+            }
+            Ok(crate::error::retry_again(|| {
+                Ok(rustix::fs::openat2(
+                    root,
+                    &rel,
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+                )?)
+            })?)
+        }
+        r => r,
+    }
+}
+
+/// Where `path` leads inside the tree at `root`, as normal components: symlinks read and
+/// followed lexically (absolute ones from `root`, `..` stopping at it), at most 40. A
+/// missing component is `ENOENT` when `strict`; otherwise the rest is taken as written.
+pub(crate) fn lexical_in_root(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    strict: bool,
+) -> io::Result<Vec<Vec<u8>>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut todo: std::collections::VecDeque<Vec<u8>> =
+        path.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
+    let mut links = 0;
+    let mut missing = false;
+    while let Some(c) = todo.pop_front() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                out.pop();
+                continue;
+            }
+            _ if missing => {
+                out.push(c);
+                continue;
+            }
+            _ => {}
+        }
+        let rel = PathBuf::from(OsString::from_vec(out.join(&b'/')));
+        let dir = open_dir_beneath_x(root, &rel, true)?;
+        let Some(m) = stat_at_opt(dir.as_fd(), OsStr::from_bytes(&c))? else {
+            if strict {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            missing = true;
+            out.push(c);
+            continue;
+        };
+        if !m.is_symlink() {
+            out.push(c);
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        let target = rustix::fs::readlinkat(&dir, OsStr::from_bytes(&c), Vec::new())?.into_bytes();
+        if target.starts_with(b"/") {
+            out.clear();
+        }
+        for t in target.split(|b| *b == b'/').rev() {
+            todo.push_front(t.to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// The names in a directory (not `.` and `..`), sorted bytewise for stable walks.
@@ -426,7 +527,21 @@ pub(crate) fn walk<F>(base: BorrowedFd<'_>, rel: &Path, f: &mut F) -> io::Result
 where
     F: FnMut(&Visit<'_>) -> io::Result<Descend>,
 {
-    let mut dir = Some(open_dir_beneath(base, rel)?);
+    walk_x(base, rel, false, f)
+}
+
+/// [`walk`], crossing mount points when `cross_mounts` (see [`open_dir_beneath_x`]).
+pub(crate) fn walk_x<F>(
+    base: BorrowedFd<'_>,
+    rel: &Path,
+    cross_mounts: bool,
+    f: &mut F,
+) -> io::Result<()>
+where
+    F: FnMut(&Visit<'_>) -> io::Result<Descend>,
+{
+    let open = |r: &Path| open_dir_beneath_x(base, r, cross_mounts);
+    let mut dir = Some(open(rel)?);
     let names = match &dir {
         Some(d) => read_dir_sorted(d.as_fd())?,
         None => Vec::new(),
@@ -434,7 +549,7 @@ where
     for name in names {
         let d = match dir.take() {
             Some(d) => d,
-            None => open_dir_beneath(base, rel)?,
+            None => open(rel)?,
         };
         let Some(meta) = stat_at_opt(d.as_fd(), &name)? else {
             dir = Some(d);
@@ -449,7 +564,7 @@ where
         })?;
         if meta.is_dir() && descend == Descend::Yes {
             drop(d);
-            walk(base, &child, f)?;
+            walk_x(base, &child, cross_mounts, f)?;
         } else {
             dir = Some(d);
         }

@@ -8,8 +8,11 @@
 //!   contained inside the target directory however hostile the archive.
 //! - [`write_diff`] / [`changes`] — the reverse: an OCI layer tar, or a `docker diff`-style
 //!   change list, from a snapshot's changes.
+//! - [`Tree`] — `docker cp`: stat, archive and extract paths inside a container's tree,
+//!   every path resolved inside it.
 
 mod apply;
+mod archive;
 mod copy;
 mod diff;
 mod digest;
@@ -21,6 +24,7 @@ mod mount;
 mod snapshotter;
 
 pub use apply::{AppliedLayer, ApplyOptions, Compression, IdShift, apply_layer, apply_layer_copy};
+pub use archive::{CopyError, PathStat, Tree, UntarOptions};
 pub use diff::{
     Change, ChangeKind, DiffResult, changes, changes_naive, write_diff, write_diff_naive,
     write_tree,

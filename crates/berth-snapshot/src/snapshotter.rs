@@ -668,6 +668,35 @@ impl Snapshotter {
         diff::write_tree(root.as_fd(), w)
     }
 
+    /// The file system of the active snapshot `key` as a [`crate::Tree`] for `docker cp`:
+    /// mounted (read-only, or read-write when `writable`) in a scratch directory and
+    /// detached at once, so the returned descriptor is the only way to it and nothing stays
+    /// mounted once it is dropped. A writable tree must not be used while the snapshot is
+    /// mounted elsewhere (the caller holds the container's lifecycle lock).
+    pub fn open_tree(&self, key: &str, writable: bool) -> Result<crate::Tree> {
+        let mounts = if writable {
+            self.mounts(key)?
+        } else {
+            self.readonly_mounts(key)?
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("cp-")
+            .tempdir_in(&self.root)
+            .ctx(|| format!("creating a scratch directory in {}", self.root.display()))?;
+        let target = scratch.path();
+        mount::mount_all(&mounts, target)?;
+        let opened = fsutil::open_dir_path(target).ctx(|| format!("opening {}", target.display()));
+        let detached = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)
+            .ctx(|| format!("detaching {}", target.display()));
+        if detached.is_err() {
+            let _ = mount::unmount(target);
+        }
+        let root = opened?;
+        detached?;
+        drop(scratch);
+        Ok(crate::Tree::from_fd(root, false))
+    }
+
     fn dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
         let st = self.lock();
         let rec = st

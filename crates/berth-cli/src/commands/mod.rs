@@ -1,6 +1,7 @@
 //! The commands, one file per area.
 
 pub mod container;
+pub mod cp;
 pub mod image;
 pub mod run;
 pub mod system;
@@ -40,6 +41,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Diff(a) => container::diff(c, a),
         Cmd::Commit(a) => container::commit(c, a),
         Cmd::Export(a) => container::export(c, a),
+        Cmd::Cp(a) => cp::cp(c, a),
         Cmd::History(a) => image::history(c, a),
         Cmd::Info(a) => system::info(c, a),
         Cmd::Version(a) => system::version(c, a),
@@ -66,6 +68,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ContainerCmd::Diff(a) => container::diff(c, a),
             ContainerCmd::Commit(a) => container::commit(c, a),
             ContainerCmd::Export(a) => container::export(c, a),
+            ContainerCmd::Cp(a) => cp::cp(c, a),
         },
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => image::images(c, a),

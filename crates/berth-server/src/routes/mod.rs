@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
+pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod images;

@@ -62,6 +62,8 @@ pub struct Fake {
     pub last_resize: Mutex<Option<(String, u16, u16)>>,
     /// The last list call's filters.
     pub last_filters: Mutex<Option<Filters>>,
+    /// The last archive upload: container, options, body.
+    pub last_archive_put: Mutex<Option<(String, ArchivePutOptions, Vec<u8>)>>,
 }
 
 fn now_ns() -> i128 {
@@ -356,6 +358,51 @@ impl SystemBackend for Fake {
 }
 
 impl ContainerBackend for Fake {
+    async fn archive_stat(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<berth_api_types::archive::ContainerPathStat, Error> {
+        if path == "/missing" {
+            return Err(Error::not_found(format!(
+                "Could not find the file {path} in container {id}"
+            )));
+        }
+        Ok(berth_api_types::archive::ContainerPathStat {
+            name: path.rsplit('/').next().unwrap_or("").to_string(),
+            size: 4,
+            mode: berth_api_types::archive::go_file_mode(0o100644),
+            mtime: "2024-01-01T00:00:00Z".into(),
+            link_target: String::new(),
+        })
+    }
+
+    async fn archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(berth_api_types::archive::ContainerPathStat, ByteStream), Error> {
+        let st = self.archive_stat(id, path).await?;
+        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(
+            b"tar!",
+        ))]));
+        Ok((st, body))
+    }
+
+    async fn archive_put(
+        &self,
+        id: &str,
+        opts: ArchivePutOptions,
+        mut body: ByteStream,
+    ) -> Result<(), Error> {
+        let mut data = Vec::new();
+        while let Some(c) = body.next().await {
+            data.extend_from_slice(&c.map_err(|e| Error::system(e.to_string()))?);
+        }
+        *self.last_archive_put.lock().unwrap() = Some((id.to_string(), opts, data));
+        Ok(())
+    }
+
     async fn create(
         &self,
         opts: CreateOptions,
