@@ -176,19 +176,37 @@ impl Client {
         );
         s.write_all(head.as_bytes())?;
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            s.write_all(format!("{n:x}\r\n").as_bytes())?;
-            s.write_all(&buf[..n])?;
-            s.write_all(b"\r\n")?;
+        let sent = (|| -> io::Result<()> {
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io::Error::other(e)),
+                };
+                s.write_all(format!("{n:x}\r\n").as_bytes())?;
+                s.write_all(&buf[..n])?;
+                s.write_all(b"\r\n")?;
+            }
+            s.write_all(b"0\r\n\r\n")
+        })();
+        match sent {
+            Ok(()) => check(read_response(s)?),
+            // The daemon may answer (a 404, a refused upload) and close before taking the
+            // whole body: its answer is the news, not the broken pipe.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                match read_response(s) {
+                    Ok(resp) => check(resp),
+                    Err(_) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
         }
-        s.write_all(b"0\r\n\r\n")?;
-        check(read_response(s)?)
     }
 
     /// A `HEAD` request: the status and headers only (a body is never read, whatever the
