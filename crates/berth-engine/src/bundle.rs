@@ -338,6 +338,7 @@ impl crate::engine::Engine {
         validate_only: bool,
     ) -> Result<crate::spec::ContainerSpec, Error> {
         let mut body = create_body(rec);
+        crate::volumes::spec_body(rec, &mut body, validate_only);
         // Published ports are the network's business when there is a bridge.
         if crate::net::uses_bridge(&rec.host_config)
             && self.inner.net.is_some()
@@ -400,6 +401,7 @@ impl crate::engine::Engine {
                 ))
             })?;
         }
+        self.take_volumes(rec, &rootfs)?;
         let spec = self.build(rec, &rootfs, false)?;
         let data = serde_json::to_vec_pretty(&spec.spec)
             .map_err(|e| Error::internal(format!("encoding config.json: {e}")))?;
