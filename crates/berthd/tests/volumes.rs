@@ -476,7 +476,15 @@ fn volumes_survive_a_daemon_restart() {
         "run", "-d", "--name", "up", "-v", "keep:/k", "busybox", "sleep", "1000",
     ])
     .ok();
-    d.kill(libc::SIGKILL);
+    // A graceful stop, while a container runs: berthd exits at once (it used to wait for
+    // the container's end) and the next one finds everything.
+    let t = std::time::Instant::now();
+    d.kill(libc::SIGTERM);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t.elapsed()
+    );
     d.spawn();
     assert_eq!(volume_names(&d), ["keep"]);
     let out = d.docker(&["volume", "rm", "keep"]);
