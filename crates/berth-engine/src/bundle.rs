@@ -109,8 +109,14 @@ pub fn merge_config(
     if let Some(s) = c.stop_signal.as_deref() {
         crate::lifecycle::parse_signal(s)?;
     }
-    if c.volumes.is_none() {
-        c.volumes = img.volumes.clone();
+    // The image's volumes and the request's, together (Docker's merge).
+    if let Some(iv) = img.volumes.clone() {
+        let v = c.volumes.get_or_insert_with(Vec::new);
+        for p in iv {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
     }
     if c.exposed_ports.is_none() {
         c.exposed_ports = img.exposed_ports.clone();

@@ -250,6 +250,20 @@ fn copy_up_from_the_image_keeps_owners_and_modes() {
         .docker(&["run", "--rm", "withvol", "sh", "-c", probe])
         .ok();
     assert_eq!(out.stdout, "65534:65534 750\nimg\n");
+    // The request's anonymous volumes add to the image's.
+    let out = d
+        .docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "/other",
+            "withvol",
+            "sh",
+            "-c",
+            "grep -c ' /data ' /proc/mounts; grep -c ' /other ' /proc/mounts",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "1\n1\n");
     // A volume that is not empty is left alone.
     d.docker(&[
         "run",
