@@ -101,6 +101,9 @@ pub enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Print a shell completion script (bash or zsh)
     Completion(CompletionArgs),
 }
@@ -246,6 +249,12 @@ pub struct RunArgs {
     /// Bind mount a volume (SRC:DST[:OPTS])
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,src=…,dst=…)
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
@@ -716,4 +725,91 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub format: Option<String>,
     pub image: String,
+}
+
+/// `volume …`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+/// `volume create`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth volume create data\n  berth volume create --label app=web -o type=tmpfs -o device=tmpfs -o o=size=64m scratch\n  berth run --rm -v data:/data busybox ls /data"
+)]
+pub struct VolumeCreateArgs {
+    /// Volume name (a random one when omitted)
+    pub name: Option<String>,
+    /// Specify volume name (same as the argument)
+    #[arg(long = "name", value_name = "NAME")]
+    pub name_flag: Option<String>,
+    /// Specify volume driver name
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+    /// Set metadata for a volume
+    #[arg(long)]
+    pub label: Vec<String>,
+}
+
+/// `volume ls`.
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `volume inspect`.
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template ('json', 'TEMPLATE')
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+/// `volume rm`.
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes (no error when missing)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+/// `volume prune`.
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }

@@ -109,8 +109,14 @@ pub fn merge_config(
     if let Some(s) = c.stop_signal.as_deref() {
         crate::lifecycle::parse_signal(s)?;
     }
-    if c.volumes.is_none() {
-        c.volumes = img.volumes.clone();
+    // The image's volumes and the request's, together (Docker's merge).
+    if let Some(iv) = img.volumes.clone() {
+        let v = c.volumes.get_or_insert_with(Vec::new);
+        for p in iv {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
     }
     if c.exposed_ports.is_none() {
         c.exposed_ports = img.exposed_ports.clone();
@@ -338,6 +344,7 @@ impl crate::engine::Engine {
         validate_only: bool,
     ) -> Result<crate::spec::ContainerSpec, Error> {
         let mut body = create_body(rec);
+        crate::volumes::spec_body(rec, &mut body, validate_only);
         // Published ports are the network's business when there is a bridge.
         if crate::net::uses_bridge(&rec.host_config)
             && self.inner.net.is_some()
@@ -400,6 +407,7 @@ impl crate::engine::Engine {
                 ))
             })?;
         }
+        self.take_volumes(rec, &rootfs)?;
         let spec = self.build(rec, &rootfs, false)?;
         let data = serde_json::to_vec_pretty(&spec.spec)
             .map_err(|e| Error::internal(format!("encoding config.json: {e}")))?;

@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     pub ctrs: RwLock<HashMap<String, Arc<Ctr>>>,
     pub events: Events,
     pub execs: Mutex<HashMap<String, Arc<crate::exec::Exec>>>,
+    /// Named and anonymous volumes (`<data-root>/volumes`).
+    pub volumes: berth_volume::VolumeStore,
 }
 
 impl Engine {
@@ -149,6 +151,7 @@ impl Engine {
                 .map_err(|e| Error::system(format!("opening the metadata database: {e}")))?,
         );
         let images = crate::images::Images::open(&cfg.data_root, db.clone())?;
+        let volumes = berth_volume::VolumeStore::open(&cfg.data_root, db.clone())?;
         let net = match &cfg.network {
             Some(n) => Some(crate::net::open(
                 &cfg.data_root.join("network").join(&n.bridge),
@@ -165,9 +168,11 @@ impl Engine {
                 ctrs: RwLock::new(HashMap::new()),
                 events: Events::default(),
                 execs: Mutex::new(HashMap::new()),
+                volumes,
             }),
         };
         engine.restore().await?;
+        engine.reconcile_volumes();
         Ok(engine)
     }
 
@@ -439,6 +444,7 @@ impl Engine {
 
     /// Unmounts the rootfs and removes the runtime-side directories of a container.
     pub(crate) fn teardown_files(&self, id: &str) {
+        self.release_volumes(id);
         let bundle = self.bundle_dir(id);
         if let Err(e) = berth_snapshot::unmount(&bundle.join("rootfs")) {
             tracing::debug!("container {id}: unmounting its rootfs: {e}");
@@ -503,7 +509,7 @@ impl Engine {
             return;
         }
         if rec.host_config.auto_remove == Some(true)
-            && let Err(e) = self.remove_ctr(&ctr, true, false).await
+            && let Err(e) = self.remove_ctr(&ctr, true, true).await
         {
             tracing::warn!("container {}: auto-remove: {e}", ctr.id);
         }

@@ -73,6 +73,7 @@ impl Engine {
             });
         }
         let data_dir = self.data_dir(&id);
+        let volume_plan = self.plan_volumes(&config, &host_config)?;
         let rec = Record {
             id: id.clone(),
             name: name.clone(),
@@ -94,7 +95,7 @@ impl Engine {
             hostname_path: data_dir.join("hostname").display().to_string(),
             hosts_path: data_dir.join("hosts").display().to_string(),
             resolv_conf_path: data_dir.join("resolv.conf").display().to_string(),
-            mounts: crate::bundle::mount_points(&body.host_config.clone().unwrap_or_default()),
+            mounts: volume_plan.mounts.clone(),
             warnings: warnings.clone(),
             net: None,
         };
@@ -108,6 +109,7 @@ impl Engine {
         }
         // Everything the spec builder refuses is refused now, before anything exists.
         self.check_create(&rec)?;
+        let new_volumes = self.create_volumes(&volume_plan)?;
         let data = serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
         let cr = berth_store::db::ContainerRecord {
             id: id.clone(),
@@ -115,6 +117,7 @@ impl Engine {
             data,
         };
         self.inner.db.write(|tx| tx.create_container(&cr)).map_err(|e: berth_store::Error| {
+            self.remove_new_volumes(&new_volumes);
             if matches!(e, berth_store::Error::NameInUse { .. }) {
                 let other = self.inner.db.read(|tx| tx.container_by_name(&name)).ok().flatten().unwrap_or_default();
                 Error::conflict(format!(
@@ -128,6 +131,7 @@ impl Engine {
             let _ = self.inner.images.release_rootfs(&rec.snapshot_key);
             let _ = std::fs::remove_dir_all(&data_dir);
             let _ = self.inner.db.write(|tx| tx.delete_container(&id));
+            self.remove_new_volumes(&new_volumes);
             e
         };
         self.inner
@@ -192,7 +196,7 @@ impl Engine {
         // for its removal).
         if res.is_err()
             && ctr.record().host_config.auto_remove == Some(true)
-            && let Err(e) = self.remove_ctr(ctr, true, false).await
+            && let Err(e) = self.remove_ctr(ctr, true, true).await
         {
             tracing::warn!(
                 "container {}: auto-remove after a failed start: {e}",
@@ -600,7 +604,7 @@ impl Engine {
         &self,
         ctr: &Arc<Ctr>,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<(), Error> {
         let rec = ctr.record();
         if rec.state.status.is_alive() {
@@ -668,6 +672,12 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container != ctr.id);
+        if volumes {
+            let engine = self.clone();
+            let rec = rec.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || engine.remove_anonymous_volumes(&rec)).await;
+        }
         self.container_event(&rec, "destroy", &[]);
         ctr.notify(|w| w.removed = true);
         Ok(())

@@ -475,6 +475,77 @@ pub trait ImageBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ImagePruneResponse, Error>> + Send;
 }
 
+/// The volume endpoints (`/volumes/…`). `name` is a volume's full name. Every method has a
+/// default answering 501, for daemons (and test fakes) without volumes.
+pub trait VolumeBackend: Send + Sync + 'static {
+    /// `GET /volumes`; filters are checked to be `dangling`, `driver`, `label`, `name`.
+    fn volume_list(
+        &self,
+        filters: Filters,
+    ) -> impl Future<Output = Result<VolumeListResponse, Error>> + Send {
+        let _ = filters;
+        async {
+            Err(Error::not_implemented(
+                "volumes are not supported by this daemon",
+            ))
+        }
+    }
+    /// `POST /volumes/create`; an existing name returns the existing volume.
+    fn volume_create(
+        &self,
+        req: VolumeCreateRequest,
+    ) -> impl Future<Output = Result<Volume, Error>> + Send {
+        let _ = req;
+        async {
+            Err(Error::not_implemented(
+                "volumes are not supported by this daemon",
+            ))
+        }
+    }
+    /// `GET /volumes/{name}`.
+    fn volume_inspect(&self, name: &str) -> impl Future<Output = Result<Volume, Error>> + Send {
+        let _ = name;
+        async {
+            Err(Error::not_implemented(
+                "volumes are not supported by this daemon",
+            ))
+        }
+    }
+    /// `DELETE /volumes/{name}`: 409 while a container references it; `force` makes a
+    /// missing volume no error.
+    fn volume_remove(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (name, force);
+        async {
+            Err(Error::not_implemented(
+                "volumes are not supported by this daemon",
+            ))
+        }
+    }
+    /// `POST /volumes/prune`; filters `label`, `label!`, `all` (the route adds `all=true`
+    /// for API versions before 1.42, which pruned named volumes too).
+    fn volume_prune(
+        &self,
+        filters: Filters,
+    ) -> impl Future<Output = Result<VolumePruneResponse, Error>> + Send {
+        let _ = filters;
+        async {
+            Err(Error::not_implemented(
+                "volumes are not supported by this daemon",
+            ))
+        }
+    }
+}
+
 /// Everything berthd serves.
-pub trait Backend: SystemBackend + ContainerBackend + ExecBackend + ImageBackend {}
-impl<T: SystemBackend + ContainerBackend + ExecBackend + ImageBackend> Backend for T {}
+pub trait Backend:
+    SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend
+{
+}
+impl<T: SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend> Backend
+    for T
+{
+}

@@ -95,7 +95,7 @@ fn valid_tmpfs_size(v: &str) -> bool {
 
 /// Validates a volume's options and turns them into a [`MountSpec`]; `None` when there are
 /// none (a plain directory volume). Nothing is touched on disk.
-pub(crate) fn parse(name: &str, opts: &BTreeMap<String, String>) -> Result<Option<MountSpec>> {
+pub fn parse(name: &str, opts: &BTreeMap<String, String>) -> Result<Option<MountSpec>> {
     let bad = |key: &str, reason: String| Error::BadOption {
         name: name.to_string(),
         key: key.to_string(),

@@ -194,7 +194,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         std::fs::create_dir_all(&cfg.exec_root).with_context(|| format!("creating {}", cfg.exec_root.display()))?;
         write_pidfile(&pidfile)?;
         let mut listeners = Vec::new();
@@ -227,5 +227,9 @@ fn main() -> Result<()> {
         let r = berth_server::listen::serve(listeners, app, shutdown).await;
         let _ = std::fs::remove_file(&pidfile);
         r.context("serving the API")
-    })
+    });
+    // Monitors block in their shims' `wait` until the containers exit, which they outlive
+    // berthd to do: do not wait for those threads.
+    rt.shutdown_background();
+    r
 }

@@ -5,9 +5,10 @@ pub mod cp;
 pub mod image;
 pub mod run;
 pub mod system;
+pub mod volume;
 
 use crate::Failure;
-use crate::cli::{Cmd, ContainerCmd, ImageCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, VolumeCmd};
 use crate::client::{Client, enc};
 use berth_api_types::Filters;
 
@@ -78,6 +79,13 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::Bootstrap(a) => image::bootstrap(c, a),
             ImageCmd::Inspect(a) => container::inspect(c, a, Some("image")),
             ImageCmd::History(a) => image::history(c, a),
+        },
+        Cmd::Volume(vc) => match vc {
+            VolumeCmd::Create(a) => volume::create(c, a),
+            VolumeCmd::Ls(a) => volume::ls(c, a),
+            VolumeCmd::Inspect(a) => volume::inspect(c, a),
+            VolumeCmd::Rm(a) => volume::rm(c, a),
+            VolumeCmd::Prune(a) => volume::prune(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }

@@ -146,8 +146,15 @@ pub fn create_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         None => None,
     };
     let network = a.network.clone();
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| super::volume::parse_mount(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let host = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        volumes_from: (!a.volumes_from.is_empty()).then(|| a.volumes_from.clone()),
         auto_remove: a.rm.then_some(true),
         readonly_rootfs: a.read_only.then_some(true),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),

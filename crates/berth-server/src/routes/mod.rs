@@ -11,6 +11,7 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 /// Unknown paths: Docker answers 404 with `page not found`.
 pub async fn not_found() -> Response {

@@ -855,6 +855,9 @@ impl ExecBackend for Fake {
     }
 }
 
+/// No volumes: the defaults answer 501.
+impl VolumeBackend for Fake {}
+
 impl ImageBackend for Fake {
     async fn image_list(
         &self,
