@@ -1103,3 +1103,86 @@ fn merge(plans: &mut Vec<Plan>, p: Plan) {
         plans.push(p);
     }
 }
+
+/// A `cargo fuzz` target body for [`ImageStore::load`]: loads `data` into a fresh store in a
+/// scratch directory (with budgets: 16 MiB of blobs, 16 MiB and 10 000 entries per layer, no
+/// device nodes) and panics if a refused archive left anything behind (an image, a lease, a
+/// snapshot, a blob, an ingest file), if any blob does not verify, or if anything appeared
+/// beside the store. Errors from the archive are expected; a panic is a finding.
+pub fn fuzz_load(data: &[u8]) {
+    use std::sync::Arc;
+    let Ok(t) = tempfile::Builder::new()
+        .prefix("berth-fuzz-load-")
+        .tempdir()
+    else {
+        return;
+    };
+    let base = t.path();
+    let Ok(db) = berth_store::Db::open(base.join("meta.redb")) else {
+        return;
+    };
+    let Ok(content) = berth_store::ContentStore::open(base.join("content")) else {
+        return;
+    };
+    let Ok(snaps) =
+        berth_snapshot::Snapshotter::open(base.join("snapshots"), berth_snapshot::Driver::Auto)
+    else {
+        return;
+    };
+    let store = ImageStore::new(Arc::new(db), content, Arc::new(snaps));
+    let opts = LoadOptions {
+        apply: ApplyOptions {
+            max_bytes: Some(16 << 20),
+            max_entries: Some(10_000),
+            devices: false,
+            ..Default::default()
+        },
+        max_blob_bytes: Some(16 << 20),
+    };
+    let res = store.load(data, &opts);
+    let blobs = store.content().list().unwrap_or_default();
+    for d in &blobs {
+        assert!(
+            store.content().verify(d).is_ok(),
+            "blob {d} does not verify"
+        );
+    }
+    assert!(
+        store.db().leases().map(|l| l.is_empty()).unwrap_or(true),
+        "a lease was left"
+    );
+    if res.is_err() {
+        assert!(
+            store.list().map(|l| l.is_empty()).unwrap_or(true),
+            "a refused archive listed an image"
+        );
+        assert!(blobs.is_empty(), "a refused archive left blobs");
+        assert!(
+            store.snapshotter().list().is_empty(),
+            "a refused archive left snapshots"
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(base)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(
+        names,
+        ["content", "meta.redb", "snapshots"],
+        "load wrote beside the store"
+    );
+    // Snapshots may hold read-only directories; the snapshotter removes them properly.
+    for _ in 0..MAX_LAYERS {
+        let left = store.snapshotter().list();
+        if left.is_empty() {
+            break;
+        }
+        for info in left {
+            let _ = store.snapshotter().remove(&info.name);
+        }
+    }
+}

@@ -749,3 +749,35 @@ fn failed_load_keeps_shared_data() {
     assert!(e.store.db().leases().unwrap().is_empty());
     e.assert_contained();
 }
+
+// ---- the fuzz target's body, over mutated fixtures (stable CI; `cargo fuzz` goes further) --
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+#[test]
+fn fuzz_load_smoke() {
+    let l = good_layer("fuzz");
+    let seeds = [
+        docker_archive(&[&l], &["f:1"]),
+        oci_archive(&l, Some("docker.io/library/f:2"), |_| {}),
+        gzip(&docker_archive(&[&l, &good_layer("two")], &["f:3"])),
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for s in &seeds {
+        berth_image::archive::fuzz_load(s);
+        for _ in 0..12 {
+            let mut d = s.clone();
+            for _ in 0..4 {
+                let i = (xorshift(&mut seed) as usize) % d.len();
+                d[i] = (xorshift(&mut seed) >> 16) as u8;
+            }
+            let cut = (xorshift(&mut seed) as usize) % (d.len() + 1);
+            berth_image::archive::fuzz_load(&d[..cut.max(d.len() / 2)]);
+        }
+    }
+}
