@@ -14,6 +14,11 @@ use crate::engine::Engine;
 /// Chunks of a save stream handed to the HTTP body.
 const CHUNK: usize = 256 * 1024;
 
+/// How much of a request body is read and discarded after a load stopped reading it.
+const DRAIN_LIMIT: u64 = 1 << 30;
+/// How long the rest of a request body is drained.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A blocking writer feeding an async body in [`CHUNK`]s over a bounded channel; a gone
 /// receiver (the client left) is a broken pipe.
 struct ChanWriter {
@@ -133,10 +138,20 @@ impl Engine {
         let _ = quiet;
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let mut body = body;
-        let pump = tokio::spawn(async move {
+        // Forwards the body to the load; once the load has stopped reading (done or failed),
+        // drains what the client still sends (up to a limit) so that it gets to read the answer
+        // instead of a reset connection.
+        let mut pump = tokio::spawn(async move {
+            let mut forwarding = true;
+            let mut drained = 0u64;
             while let Some(chunk) = body.next().await {
-                if tx.send(chunk).await.is_err() {
-                    return;
+                if forwarding {
+                    forwarding = tx.send(chunk).await.is_ok();
+                } else {
+                    drained += chunk.map_or(0, |c| c.len() as u64);
+                    if drained > DRAIN_LIMIT {
+                        return;
+                    }
                 }
             }
         });
@@ -152,7 +167,9 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
-        pump.abort();
+        if tokio::time::timeout(DRAIN_TIME, &mut pump).await.is_err() {
+            pump.abort();
+        }
         let loaded = loaded?;
         let mut lines = Vec::new();
         for img in &loaded {

@@ -7,6 +7,7 @@
 mod dockerd;
 mod support;
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,6 +205,33 @@ fn load_refuses_bad_archives_and_leaves_nothing() {
     );
     let out = sh(&d, &format!("docker load -i {}", bad.display()));
     assert_ne!(out.code, 0);
+    // Refused at the first member while the client still sends 64 MB: the client reads the
+    // answer, not a reset connection.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..8].copy_from_slice(b"../evil\0");
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"evil"[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(64 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big/layer.tar", std::io::repeat(7).take(64 << 20))
+        .unwrap();
+    let early = tmp.join("early.tar");
+    std::fs::write(&early, b.into_inner().unwrap()).unwrap();
+    let out = sh(&d, &format!("berth load -i {}", early.display()));
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("archive member \"../evil\": '..' in path"),
+        "{out:?}"
+    );
+    let out = sh(&d, &format!("docker load -i {}", early.display()));
+    assert!(out.stderr.contains("'..' in path"), "{out:?}");
+
     assert_eq!(image_ids(&d), "");
     assert_eq!(
         blobs_verify(&d),
