@@ -2,13 +2,15 @@
 //!
 //! # What `save` writes
 //!
-//! The layout Docker 25+ writes, which every Docker since 1.10 loads: an OCI image layout
+//! The layout Docker 25+ writes, which older Dockers load too: an OCI image layout
 //! (`oci-layout`, `index.json`, `blobs/sha256/<hex>`) plus Docker's `manifest.json` (and the
 //! legacy `repositories`) whose `Config` and `Layers` paths point into `blobs/`. The blobs are
 //! the content store's, streamed as they are: layers stay compressed (gzip as berth stores
 //! them), under their compressed digest, with the manifest's media type. That is a valid OCI
 //! layout (descriptors name compressed blobs), and valid for `docker load`, which decompresses
-//! each layer (`DecompressStream`) and checks the result against the config's `diff_ids`. It
+//! each layer (`DecompressStream`) and checks the result against the config's `diff_ids`
+//! (the archive spec's "uncompressed tar" is what Docker writes, not what it requires; the
+//! interop tests load berth's archives into dockerd 20.10 and read them with skopeo). It
 //! also means no layer is decompressed, let alone copied, to save: `save` is a file-to-socket
 //! copy. [`SaveFormat::Oci`] leaves out `manifest.json` and `repositories` (a pure OCI layout,
 //! as `skopeo copy oci-archive:` expects).
