@@ -24,7 +24,7 @@ for b in berthd berth berth-shim berth-runtime; do
     [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: cargo build --release -p berthd -p berth-cli -p berth-shim -p berth-runtime" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/berth-bench-saveload.XXXXXX)
+TMP=$(mktemp -d /tmp/bsl.XXXXXX)
 DBASE=/tmp/berth-bench-saveload-dockerd
 BERTHD_PID=
 cleanup() {
@@ -51,7 +51,7 @@ for _ in $(seq 600); do
     sleep 0.2
 done
 
-"$BIN/berthd" --data-root "$TMP/data" --exec-root "$TMP/exec" -H "unix://$TMP/berth.sock" \
+"$BIN/berthd" --data-root "$TMP/data" --exec-root "$TMP/x" -H "unix://$TMP/berth.sock" \
     --pidfile "$TMP/berthd.pid" --bridge bbsaveload --nft-table berth-bench-saveload \
     --cgroup-parent /berth-bench-saveload >"$TMP/berthd.log" 2>&1 &
 BERTHD_PID=$!

@@ -724,10 +724,10 @@ impl LoadCtx<'_> {
                 store.db().lease_add_snapshot(&self.lease, &work)?;
                 self.work.push(work.clone());
                 store.snapshotter().prepare(&work, parent.as_deref())?;
-                let file = store.content().open_blob(blob)?;
+                let (reader, c) = inflating(store, blob)?;
                 let applied = store
                     .snapshotter()
-                    .apply_layer(&work, BufReader::with_capacity(COPY_BUF, file), &opts.apply)
+                    .apply_layer(&work, reader, &opts.apply)
                     .map_err(|e| bad(format!("{}: {e}", what())))?;
                 if applied.diff_id.as_str() != diff_id.as_str() {
                     return Err(bad(format!(
@@ -736,7 +736,7 @@ impl LoadCtx<'_> {
                         applied.diff_id
                     )));
                 }
-                compression = applied.compression;
+                compression = c;
                 size += applied.size;
                 store.db().lease_add_snapshot(&self.lease, &key)?;
                 match store.snapshotter().commit(&key, &work) {
@@ -862,16 +862,109 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String>
         .map_err(|_| bad(format!("archive member {name}: link target is not UTF-8")))
 }
 
-/// The digest of a layer blob's uncompressed content, and its compression.
-fn uncompressed_digest(store: &ImageStore, blob: &Digest) -> Result<(Digest, Compression)> {
+/// Reads a decompressor's output from the thread running it.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A layer blob as a plain tar stream, and the compression it is stored with. A compressed
+/// blob is inflated on a helper thread, so that decompression and unpacking (hashing, writing
+/// files) run on two cores instead of one after the other; the thread ends when the stream
+/// does or when the reader is dropped.
+fn inflating(store: &ImageStore, blob: &Digest) -> Result<(Box<dyn Read>, Compression)> {
     let file = store.content().open_blob(blob)?;
     let mut r = BufReader::with_capacity(COPY_BUF, file);
     let c = sniff(
         r.fill_buf()
             .map_err(|e| Error::Msg(format!("reading blob {blob}: {e}")))?,
     );
+    if c == Compression::None {
+        return Ok((Box::new(r), c));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    let what = blob.to_string();
+    std::thread::Builder::new()
+        .name("layer-inflate".into())
+        .spawn(move || {
+            let mut src = match decompressed(r) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut first = true;
+            loop {
+                let mut buf = vec![0u8; COPY_BUF];
+                let mut n = 0;
+                while n < buf.len() {
+                    match src.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(io::Error::new(
+                                e.kind(),
+                                format!("decompressing {what}: {e}"),
+                            )));
+                            return;
+                        }
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                if first && sniff(&buf[..n]) != Compression::None {
+                    // A layer is compressed once; a compressed stream inside is not a tar.
+                    let _ = tx.send(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{what} is compressed twice"),
+                    )));
+                    return;
+                }
+                first = false;
+                buf.truncate(n);
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::Msg(format!("starting a decompression thread: {e}")))?;
+    Ok((
+        Box::new(ChanReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }),
+        c,
+    ))
+}
+
+/// The digest of a layer blob's uncompressed content, and its compression.
+fn uncompressed_digest(store: &ImageStore, blob: &Digest) -> Result<(Digest, Compression)> {
+    let (mut src, c) = inflating(store, blob)?;
     let mut h = Hasher::new(Algorithm::Sha256);
-    let mut src = decompressed(r).map_err(|e| bad(format!("layer {blob}: {e}")))?;
     io::copy(&mut src, &mut h).map_err(|e| bad(format!("layer {blob}: {e}")))?;
     Ok((h.finalize(), c))
 }

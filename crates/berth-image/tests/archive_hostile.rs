@@ -694,7 +694,7 @@ fn nested_compression_refused() {
         .file("c.json", &config)
         .file("manifest.json", &manifest("c.json", &["l/layer.tar"]))
         .done();
-    e.refused(&ar, "layer 1");
+    e.refused(&ar, "is compressed twice");
 }
 
 // ---- all or nothing -----------------------------------------------------------------------
