@@ -8,7 +8,8 @@
 # The image is busybox plus one layer of SIZE_MB of random data (a committed container), made
 # in each daemon. Per run and daemon: `docker save IMAGE > /dev/null` (the daemon's streaming
 # only), then `docker save -o FILE`, `docker rmi`, and `docker load -i FILE` (each daemon loads
-# its own archive). Throughput = archive bytes / wall time; medians of RUNS interleaved runs.
+# its own archive), and berthd also loads docker's archive (the same bytes docker loads, with
+# uncompressed layers). Throughput = archive bytes / wall time; medians of RUNS interleaved runs.
 # Everything it starts is stopped by pid; the dockerd is the tests' watchdog-run one
 # (crates/berth-cli/tests/dockerd-watchdog.sh) under its own base directory, so it stops and
 # cleans up by itself once this script's lease is gone.
@@ -91,6 +92,16 @@ for run in $(seq "$RUNS"); do
         echo "$who $run $size $t0 $t1 $t2 $t3" >>"$TMP/times"
         echo "run $run $who: save $(echo "$t1 - $t0" | bc) s, load $(echo "$t3 - $t2" | bc) s ($size bytes)" >&2
     done
+    # The same bytes into both: docker's archive (uncompressed layers) into berthd, then
+    # berth's own image back for the next run.
+    size=$(stat -c %s "$TMP/docker.tar")
+    d berth rmi bench-big:1 >/dev/null
+    sync
+    t2=$(now); d berth load -q -i "$TMP/docker.tar" >/dev/null; t3=$(now)
+    echo "berth-from-docker-archive $run $size 0 1 $t2 $t3" >>"$TMP/times"
+    echo "run $run berth, docker's archive: load $(echo "$t3 - $t2" | bc) s ($size bytes)" >&2
+    d berth rmi bench-big:1 >/dev/null
+    d berth load -q -i "$TMP/berth.tar" >/dev/null
 done
 for who in berth docker; do d "$who" rmi -f bench-big:1 bench-busybox:1 >/dev/null 2>&1 || true; done
 
@@ -108,10 +119,13 @@ print(f"|---|---:|---:|---:|")
 for who in ("berth", "docker"):
     r = res[who]
     print(f"| {who} | {r['size']/1e6:.0f} | {statistics.median(r['save']):.0f} | {statistics.median(r['load']):.0f} |")
+x = res["berth-from-docker-archive"]
+print(f"| berth, loading docker's archive | {x['size']/1e6:.0f} | | {statistics.median(x['load']):.0f} |")
 b, d = res["berth"], res["docker"]
 print()
 print(f"| ratio berth / docker | value |")
 print(f"|---|---:|")
 print(f"| save | {statistics.median(b['save'])/statistics.median(d['save']):.1f}x |")
 print(f"| load | {statistics.median(b['load'])/statistics.median(d['load']):.1f}x |")
+print(f"| load of docker's archive | {statistics.median(x['load'])/statistics.median(d['load']):.1f}x |")
 PY
