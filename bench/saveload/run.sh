@@ -45,7 +45,8 @@ mkdir -p "$DBASE"
 exec 9>>"$DBASE/lease"
 flock -s 9
 if ! DOCKER_HOST=unix://$DBASE/run/docker.sock "$DOCKER" version >/dev/null 2>&1; then
-    setsid --fork "$REPO/crates/berth-cli/tests/dockerd-watchdog.sh" "$DBASE" </dev/null >/dev/null 2>&1
+    # 9>&-: the watchdog must not inherit our lease, or it would never see it released.
+    setsid --fork "$REPO/crates/berth-cli/tests/dockerd-watchdog.sh" "$DBASE" </dev/null >/dev/null 2>&1 9>&-
 fi
 for _ in $(seq 600); do
     DOCKER_HOST=unix://$DBASE/run/docker.sock "$DOCKER" version >/dev/null 2>&1 && break
@@ -54,7 +55,7 @@ done
 
 "$BIN/berthd" --data-root "$TMP/data" --exec-root "$TMP/x" -H "unix://$TMP/berth.sock" \
     --pidfile "$TMP/berthd.pid" --bridge bbsaveload --nft-table berth-bench-saveload \
-    --cgroup-parent /berth-bench-saveload >"$TMP/berthd.log" 2>&1 &
+    --cgroup-parent /berth-bench-saveload >"$TMP/berthd.log" 2>&1 9>&- &
 BERTHD_PID=$!
 for _ in $(seq 600); do
     DOCKER_HOST=unix://$TMP/berth.sock "$DOCKER" version >/dev/null 2>&1 && break
