@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || { echo "run me as root: the tests create namespaces, mounts and cgroups" >&2; exit 1; }
-need_packages "${BUILD_PACKAGES[@]}" busybox-static python3 iproute2 procps util-linux tar openssl tini
+need_packages "${BUILD_PACKAGES[@]}" busybox-static python3 iproute2 procps util-linux tar openssl tini skopeo curl
 # The peers the tests compare with: a real dockerd (berth-cli's tests), podman (interop).
 need_packages_no_start docker.io containerd runc podman conmon
 

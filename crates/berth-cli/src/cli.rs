@@ -89,6 +89,10 @@ pub enum Cmd {
     Export(ExportArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(crate::commands::cp::CpArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Display system-wide information
@@ -178,6 +182,10 @@ pub enum ImageCmd {
     History(HistoryArgs),
     /// Make a base image from the host's packages (berth only)
     Bootstrap(BootstrapArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 /// `image bootstrap`: base images from the daemon host's own packages, like LXC templates,
@@ -657,6 +665,33 @@ pub struct ImportArgs {
     pub file: String,
     /// Repository and tag for the new image
     pub reference: Option<String>,
+}
+
+/// `save`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth save -o busybox.tar busybox\n  berth save --format oci -o app.oci.tar app:1.0\n  berth save busybox | ssh host berth load"
+)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Archive format: docker (Docker's manifest.json plus an OCI layout) or oci (OCI layout only)
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -572,6 +572,18 @@ impl ImageBackend for Engine {
         )))
     }
 
+    async fn image_save(&self, names: Vec<String>, oci: bool) -> Result<ByteStream, Error> {
+        self.save_images(names, oci).await
+    }
+
+    async fn image_load(
+        &self,
+        quiet: bool,
+        body: ByteStream,
+    ) -> Result<ItemStream<berth_server::backend::LoadLine>, Error> {
+        self.load_images(quiet, body).await
+    }
+
     async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse, Error> {
         filters
             .check(&["dangling", "label", "until"])

@@ -21,6 +21,7 @@ mod lifecycle;
 mod logs;
 pub mod net;
 pub mod record;
+mod saveload;
 pub mod seccomp_profile;
 pub mod spec;
 mod stats;

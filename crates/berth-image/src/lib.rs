@@ -15,14 +15,19 @@
 //! - [`ImageStore::prepare_rootfs`] / [`ImageStore::release_rootfs`]: a container's writable
 //!   root filesystem as an active snapshot on the image's top layer.
 //!
+//! - [`archive`]: `docker save` / `docker load` archives (Docker's format with an OCI layout,
+//!   or a pure OCI layout), streamed from and into the content store.
+//!
 //! Everything is blocking: the daemon calls it from `spawn_blocking`.
 
+pub mod archive;
 pub mod bootstrap;
 pub mod change;
 pub mod error;
 pub mod model;
 pub mod store;
 
+pub use archive::{LoadOptions, LoadedImage, SaveFormat, SavePlan};
 pub use error::{Error, Result};
 pub use model::{ContainerConfig, ImageConfig, Manifest, ManifestDoc, parse_manifest};
 pub use store::{CommitOptions, DeleteItem, Image, ImageStore, ImageSummary, ImportOptions, InUse};

@@ -37,7 +37,7 @@ use crate::model::{
 };
 
 /// How long an import's lease protects its blobs and snapshots if the import dies.
-const IMPORT_LEASE_TTL: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const IMPORT_LEASE_TTL: Duration = Duration::from_secs(6 * 3600);
 
 /// The image store. Blocking; share it in an `Arc` and call it from `spawn_blocking`.
 #[derive(Debug)]
@@ -149,7 +149,7 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn random_token() -> Result<String> {
+pub(crate) fn random_token() -> Result<String> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| Error::Msg(format!("random bytes: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -167,12 +167,12 @@ fn layer_media_type(c: Compression) -> &'static str {
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Msg(format!("encoding json: {e}")))
 }
 
 /// The tag key of a reference for the `tags` table.
-fn tag_key(r: &Reference) -> String {
+pub(crate) fn tag_key(r: &Reference) -> String {
     r.docker_ref().to_string()
 }
 
@@ -191,7 +191,7 @@ impl ImageStore {
         }
     }
 
-    fn gc_guard(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn gc_guard(&self) -> MutexGuard<'_, ()> {
         self.gc_lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

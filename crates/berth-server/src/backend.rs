@@ -23,6 +23,13 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> +
 /// response has already started.
 pub type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>>;
 
+/// One line of `POST /images/load`'s answer: `{"stream":"Loaded image: busybox:latest\n"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoadLine {
+    /// The text, newline-terminated.
+    pub stream: String,
+}
+
 /// A registered wait: resolves when the condition is met.
 pub type WaitFuture = Pin<Box<dyn Future<Output = Result<ContainerWaitResponse, Error>> + Send>>;
 
@@ -468,6 +475,26 @@ pub trait ImageBackend: Send + Sync + 'static {
         &self,
         opts: PullOptions,
     ) -> impl Future<Output = Result<ItemStream<CreateImageInfo>, Error>> + Send;
+    /// `GET /images/{name}/get`, `GET /images/get?names=…`: the images as a `docker save`
+    /// tar stream. Errors found before the first byte (an unknown image) are returned as such.
+    fn image_save(
+        &self,
+        names: Vec<String>,
+        oci: bool,
+    ) -> impl Future<Output = Result<ByteStream, Error>> + Send {
+        let _ = (names, oci);
+        async { Err(Error::not_implemented("image save is not supported")) }
+    }
+    /// `POST /images/load`: loads the archive in `body`; the whole load is done (or has
+    /// failed, leaving nothing behind) before the stream of result lines starts.
+    fn image_load(
+        &self,
+        quiet: bool,
+        body: ByteStream,
+    ) -> impl Future<Output = Result<ItemStream<LoadLine>, Error>> + Send {
+        let _ = (quiet, body);
+        async { Err(Error::not_implemented("image load is not supported")) }
+    }
     /// `POST /images/prune`; filters `dangling`, `until`, `label`, `label!` only.
     fn image_prune(
         &self,

@@ -903,3 +903,33 @@ async fn stop_removes_the_socket_and_rebinding_works() {
     d.stop().await.unwrap();
     assert!(!sock.exists(), "socket removed on shutdown");
 }
+
+/// `docker save`/`load` routes: parameters checked before the backend; the fake backend
+/// implements neither, so what reaches it is a 501.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_and_load_routes() {
+    let d = Daemon::start().await;
+    let r = request(&d.sock, "GET", "/images/get", "").await;
+    assert_eq!((r.status, r.message().as_str()), (400, "names is required"));
+    let r = request(&d.sock, "GET", "/images/get?names=busybox&format=zip", "").await;
+    assert_eq!(r.status, 400);
+    assert!(r.message().contains("unknown archive format \"zip\""));
+    let r = request(&d.sock, "GET", "/images/get?names=busybox&names=x", "").await;
+    assert_eq!(r.status, 501);
+    let r = request(
+        &d.sock,
+        "GET",
+        "/v1.47/images/library/busybox:latest/get",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (501, "image save is not supported")
+    );
+    let r = request(&d.sock, "POST", "/images/load?quiet=1", "").await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (501, "image load is not supported")
+    );
+}

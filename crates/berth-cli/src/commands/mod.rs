@@ -4,6 +4,7 @@ pub mod container;
 pub mod cp;
 pub mod image;
 pub mod run;
+pub mod saveload;
 pub mod system;
 pub mod volume;
 
@@ -44,6 +45,8 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Export(a) => container::export(c, a),
         Cmd::Cp(a) => cp::cp(c, a),
         Cmd::History(a) => image::history(c, a),
+        Cmd::Save(a) => saveload::save(c, a),
+        Cmd::Load(a) => saveload::load(c, a),
         Cmd::Info(a) => system::info(c, a),
         Cmd::Version(a) => system::version(c, a),
         Cmd::Container(cc) => match cc {
@@ -79,6 +82,8 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::Bootstrap(a) => image::bootstrap(c, a),
             ImageCmd::Inspect(a) => container::inspect(c, a, Some("image")),
             ImageCmd::History(a) => image::history(c, a),
+            ImageCmd::Save(a) => saveload::save(c, a),
+            ImageCmd::Load(a) => saveload::load(c, a),
         },
         Cmd::Volume(vc) => match vc {
             VolumeCmd::Create(a) => volume::create(c, a),

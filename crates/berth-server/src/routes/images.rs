@@ -22,6 +22,8 @@ pub fn routes<B: Backend>() -> Router<Arc<B>> {
         .route("/images/create", post(create::<B>))
         .route("/images/prune", post(prune::<B>))
         .route("/berth/images/bootstrap", post(bootstrap::<B>))
+        .route("/images/get", get(save_many::<B>))
+        .route("/images/load", post(load::<B>))
         .route(
             "/images/{*rest}",
             get(get_image::<B>)
@@ -164,12 +166,83 @@ fn split(rest: &str) -> (&str, &str) {
 async fn get_image<B: Backend>(
     State(b): State<Arc<B>>,
     Path(rest): Path<String>,
+    RawQuery(params): RawQuery,
 ) -> ApiResult<Response> {
     match split(&rest) {
+        (name, "get") => save(b, vec![name.to_string()], &params).await,
         (name, "json") => Ok(ok(&b.image_inspect_json(name).await?)),
         (name, "history") => Ok(ok(&b.image_history(name).await?)),
         _ => Ok(super::not_found().await),
     }
+}
+
+/// `GET /images/get?names=a&names=b`: several images in one archive. berth also takes
+/// `format=oci` (a pure OCI image layout, without Docker's `manifest.json`).
+async fn save_many<B: Backend>(
+    State(b): State<Arc<B>>,
+    RawQuery(params): RawQuery,
+) -> ApiResult<Response> {
+    let names: Vec<String> = params
+        .iter()
+        .filter(|(k, v)| k == "names" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request("names is required"));
+    }
+    save(b, names, &params).await
+}
+
+async fn save<B: Backend>(
+    b: Arc<B>,
+    names: Vec<String>,
+    params: &[(String, String)],
+) -> ApiResult<Response> {
+    let oci = match params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("") | Some("docker") => false,
+        Some("oci") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown archive format {f:?}: use docker or oci"
+            )));
+        }
+    };
+    let stream = b.image_save(names, oci).await?;
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(r)
+}
+
+/// `POST /images/load[?quiet=1]`: the body is a `docker save` or OCI layout archive.
+async fn load<B: Backend>(
+    State(b): State<Arc<B>>,
+    RawQuery(params): RawQuery,
+    req: Request,
+) -> ApiResult<Response> {
+    let quiet = params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "quiet")
+        .is_some_and(|(_, v)| !matches!(v.as_str(), "" | "0" | "false" | "no"));
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let stream = b.image_load(quiet, Box::pin(body)).await?;
+    let mut r = Response::new(json_lines(stream, ErrorLine::Progress));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
 async fn post_image<B: Backend>(
