@@ -25,6 +25,7 @@ pub mod seccomp_profile;
 pub mod spec;
 mod stats;
 mod system;
+pub mod usernet;
 
 pub use engine::{Config, Engine};
 pub use images::{Images, ResolvedImage};

@@ -3,11 +3,12 @@
 pub mod container;
 pub mod cp;
 pub mod image;
+pub mod network;
 pub mod run;
 pub mod system;
 
 use crate::Failure;
-use crate::cli::{Cmd, ContainerCmd, ImageCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, NetworkCmd};
 use crate::client::{Client, enc};
 use berth_api_types::Filters;
 
@@ -78,6 +79,15 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::Bootstrap(a) => image::bootstrap(c, a),
             ImageCmd::Inspect(a) => container::inspect(c, a, Some("image")),
             ImageCmd::History(a) => image::history(c, a),
+        },
+        Cmd::Network(nc) => match nc {
+            NetworkCmd::Create(a) => network::create(c, a),
+            NetworkCmd::Ls(a) => network::ls(c, a),
+            NetworkCmd::Inspect(a) => network::inspect(c, a),
+            NetworkCmd::Rm(a) => network::rm(c, a),
+            NetworkCmd::Prune(a) => network::prune(c, a),
+            NetworkCmd::Connect(a) => network::connect(c, a),
+            NetworkCmd::Disconnect(a) => network::disconnect(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }

@@ -855,6 +855,8 @@ impl ExecBackend for Fake {
     }
 }
 
+impl berth_server::backend::NetworkBackend for Fake {}
+
 impl ImageBackend for Fake {
     async fn image_list(
         &self,
