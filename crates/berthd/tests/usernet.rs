@@ -533,3 +533,140 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     assert_eq!(dirs, std::slice::from_ref(&d.bridge));
     assert!(!nft_table(&d).contains(&good));
 }
+
+#[test]
+fn links_and_port_ranges_on_the_default_bridge() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&["run", "-d", "--name", "db", "busybox", "sleep", "1000"])
+        .ok();
+    let db_ip =
+        inspect(&d, &["inspect", "db"])["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let hosts = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--link",
+            "db:dbalias",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok()
+        .stdout;
+    let line = hosts
+        .lines()
+        .find(|l| l.starts_with(&format!("{db_ip}\t")))
+        .unwrap_or_else(|| panic!("{hosts}"));
+    assert!(line.contains("dbalias") && line.contains(" db"), "{line}");
+    // 2:2 ranges map port by port; a host range for one port takes a free one in it.
+    let h: u32 = d.table.bytes().map(u32::from).sum();
+    let base = 41000 + (h % 2000) as u16 * 2;
+    let spec = format!("127.0.0.1:{}-{}:8080-8081", base, base + 1);
+    let range = format!("127.0.0.1:{}-{}:9090", base + 4000, base + 4010);
+    d.docker(&[
+        "run", "-d", "--name", "ranged", "-p", &spec, "-p", &range, "busybox", "sh", "-c", PAGE,
+    ])
+    .ok();
+    let ports = d.docker(&["port", "ranged"]).ok().stdout;
+    assert!(
+        ports.contains(&format!("8080/tcp -> 127.0.0.1:{base}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("8081/tcp -> 127.0.0.1:{}", base + 1)),
+        "{ports}"
+    );
+    let p9090: u16 = ports
+        .lines()
+        .find(|l| l.starts_with("9090/tcp"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{ports}"));
+    assert!((base + 4000..=base + 4010).contains(&p9090), "{ports}");
+    let page = wait_for("published range", || http_get(&format!("127.0.0.1:{base}")));
+    assert!(page.contains("hello-user-net"), "{page}");
+}
+
+#[test]
+fn berth_network_commands() {
+    let d = Daemon::start();
+    d.busybox();
+    let (sub, pre) = subnet(&d, 5);
+    let id = d
+        .berth(&[
+            "network",
+            "create",
+            "--subnet",
+            &sub,
+            "--label",
+            "a=b",
+            "-o",
+            "com.docker.network.bridge.name=bn-test0",
+            "tools",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert!(link_exists("bn-test0"));
+    let ls = d.berth(&["network", "ls"]).ok().stdout;
+    assert!(ls.starts_with("NETWORK ID") && ls.contains("tools"), "{ls}");
+    let q = d
+        .berth(&["network", "ls", "-q", "--filter", "name=tools"])
+        .ok()
+        .stdout;
+    assert_eq!(q.trim(), &id.trim()[..12]);
+    let gw = d
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "tools",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(gw.trim(), format!("{pre}.1"));
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "tool1",
+        "--network",
+        "tools",
+        "--ip",
+        &format!("{pre}.9"),
+        "--network-alias",
+        "t1",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    d.berth(&["run", "-d", "--name", "tool2", "busybox", "sleep", "1000"])
+        .ok();
+    d.berth(&["network", "connect", "--alias", "t2", "tools", "tool2"])
+        .ok();
+    let ns = d.docker(&["exec", "tool1", "nslookup", "t2"]).ok().stdout;
+    assert!(ns.contains(&pre), "{ns}");
+    // (tool2 keeps the host's resolvers, as in docker: its first network is the default
+    // bridge; it reaches tool1 by address.)
+    d.docker(&[
+        "exec",
+        "tool2",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        &format!("{pre}.9"),
+    ])
+    .ok();
+    d.berth(&["network", "disconnect", "tools", "tool2"]).ok();
+    d.berth(&["rm", "-f", "tool1", "tool2"]).ok();
+    d.berth(&["network", "rm", "tools"]).ok();
+    assert!(!link_exists("bn-test0"));
+}
