@@ -1550,3 +1550,92 @@ async fn serve_tcp(listener: tokio::net::TcpListener, table: Arc<Resolver>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rec(host_config: serde_json::Value) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "name": "/web", "created": "", "path": "sh", "args": [],
+            "config": {"Hostname": "h1"}, "host_config": host_config,
+            "image": "", "image_name": "", "state": crate::record::State::default(), "snapshot_key": "",
+            "log_path": "", "hostname_path": "", "hosts_path": "", "resolv_conf_path": "",
+        }))
+        .unwrap()
+    }
+
+    const HOST: &str = "# comment\nnameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:1\n";
+
+    #[test]
+    fn resolv_conf() {
+        let r = rec(serde_json::json!({}));
+        assert_eq!(
+            resolv_text(&r, HOST),
+            "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:1\n"
+        );
+        let r = rec(
+            serde_json::json!({"Dns": ["1.1.1.1"], "DnsSearch": ["a.test"], "DnsOptions": ["rotate"]}),
+        );
+        assert_eq!(
+            resolv_text(&r, HOST),
+            "nameserver 1.1.1.1\nsearch a.test\noptions rotate\n"
+        );
+        // On a user network the gateway answers.
+        let mut r = rec(serde_json::json!({"NetworkMode": "app"}));
+        r.endpoints.insert(
+            "app".into(),
+            Endpoint {
+                gateway: Some(Ipv4Addr::new(10, 5, 0, 1)),
+                ..Default::default()
+            },
+        );
+        assert!(resolv_text(&r, HOST).starts_with("nameserver 10.5.0.1\nsearch corp.example\n"));
+        // Host mode keeps the host's file as it is.
+        let r = rec(serde_json::json!({"NetworkMode": "host"}));
+        assert_eq!(resolv_text(&r, HOST), HOST);
+    }
+
+    #[test]
+    fn hosts_file() {
+        let r = rec(serde_json::json!({"ExtraHosts": ["db.local:10.1.1.1", "v6:[::1]"]}));
+        check_extra_hosts(&r).unwrap();
+        let t = hosts_text(
+            &r,
+            &[Ipv4Addr::new(10, 5, 0, 2)],
+            &[(Ipv4Addr::new(172, 18, 0, 3), "alias db".into())],
+        );
+        assert!(t.contains("10.1.1.1\tdb.local\n"), "{t}");
+        assert!(t.contains("::1\tv6\n"), "{t}");
+        assert!(t.contains("172.18.0.3\talias db\n"), "{t}");
+        assert!(t.ends_with("10.5.0.2\th1\n"), "{t}");
+        assert!(!t.contains("127.0.1.1"), "{t}");
+        for bad in ["nocolon", ":1.2.3.4", "x:not-an-ip", "a b:1.2.3.4"] {
+            let r = rec(serde_json::json!({ "ExtraHosts": [bad] }));
+            let e = check_extra_hosts(&r).unwrap_err();
+            assert!(e.message().contains(bad), "{bad}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn dns_table_lookups() {
+        let t = DnsTable::default();
+        t.insert(
+            "c1",
+            vec!["web".into(), "www".into()],
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
+        t.insert("c2", vec!["web".into()], Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(t.lookup("WWW"), Some(vec![Ipv4Addr::new(10, 0, 0, 2)]));
+        assert_eq!(t.lookup("web").map(|v| v.len()), Some(2));
+        assert_eq!(
+            t.container_at(Ipv4Addr::new(10, 0, 0, 3)).as_deref(),
+            Some("c2")
+        );
+        t.remove("c1");
+        assert_eq!(t.lookup("www"), None);
+        assert!(!t.is_empty());
+    }
+}

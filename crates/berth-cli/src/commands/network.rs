@@ -324,3 +324,35 @@ fn parse_publish(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pairs(spec: &str) -> Vec<(String, String, String)> {
+        parse_publish(spec)
+            .unwrap()
+            .into_iter()
+            .map(|(k, b)| (k, b.host_ip.unwrap(), b.host_port.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn publish_specs() {
+        let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(pairs("80"), [s("80/tcp", "", "")]);
+        assert_eq!(pairs("8080:80/udp"), [s("80/udp", "", "8080")]);
+        assert_eq!(
+            pairs("127.0.0.1:8000-8001:80-81"),
+            [
+                s("80/tcp", "127.0.0.1", "8000"),
+                s("81/tcp", "127.0.0.1", "8001")
+            ]
+        );
+        assert_eq!(pairs("9000-9010:80"), [s("80/tcp", "", "9000-9010")]);
+        for bad in ["", "x:80", "8000-8002:80-81", "80/icmp", "0:80", "81-80"] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+}
