@@ -543,3 +543,40 @@ fn name_matches(name: &str, pattern: &str) -> bool {
         (false, false) => name.contains(p),
     }
 }
+
+impl berth_server::backend::NetworkBackend for Engine {
+    async fn network_list(&self, filters: Filters) -> Result<Vec<Network>, Error> {
+        Engine::network_list(self, &filters).await
+    }
+
+    async fn network_inspect(&self, id: &str) -> Result<NetworkInspect, Error> {
+        Engine::network_inspect(self, id).await
+    }
+
+    async fn network_create(
+        &self,
+        req: NetworkCreateRequest,
+    ) -> Result<NetworkCreateResponse, Error> {
+        Engine::network_create(self, req).await
+    }
+
+    async fn network_remove(&self, id: &str) -> Result<(), Error> {
+        Engine::network_remove(self, id).await
+    }
+
+    async fn network_prune(&self, filters: Filters) -> Result<NetworkPruneResponse, Error> {
+        Engine::network_prune(self, &filters).await
+    }
+
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> Result<(), Error> {
+        Engine::network_connect(self, id, req).await
+    }
+
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        req: NetworkDisconnectRequest,
+    ) -> Result<(), Error> {
+        Engine::network_disconnect(self, id, req).await
+    }
+}

@@ -238,14 +238,15 @@ pub fn write_etc_files(rec: &Record) -> Result<(), Error> {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}127.0.1.1\t{hostname}\n",
+            crate::usernet::extra_hosts_text(rec)
         )
     };
     std::fs::write(&rec.hosts_path, hosts).map_err(|e| io(&rec.hosts_path, e))?;
-    let mut resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if let Some(dns) = rec.host_config.dns.as_ref().filter(|d| !d.is_empty()) {
-        resolv = dns.iter().map(|d| format!("nameserver {d}\n")).collect();
-    }
+    let resolv = crate::usernet::resolv_text(
+        rec,
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    );
     std::fs::write(&rec.resolv_conf_path, resolv).map_err(|e| io(&rec.resolv_conf_path, e))?;
     Ok(())
 }
@@ -346,12 +347,13 @@ impl crate::engine::Engine {
         let mut body = create_body(rec);
         crate::volumes::spec_body(rec, &mut body, validate_only);
         // Published ports are the network's business when there is a bridge.
-        if crate::net::uses_bridge(&rec.host_config)
-            && self.inner.net.is_some()
+        if ((crate::net::uses_bridge(&rec.host_config) && self.inner.net.is_some())
+            || !rec.endpoints.is_empty())
             && let Some(hc) = body.host_config.as_mut()
         {
             hc.port_bindings = None;
             hc.publish_all_ports = None;
+            hc.links = None;
         }
         if validate_only {
             // Users are looked up in the image's files at start (as Docker does).

@@ -117,6 +117,7 @@ pub(crate) struct Inner {
     pub db: Arc<Db>,
     pub images: crate::images::Images,
     pub net: Option<berth_net::Network>,
+    pub networks: crate::usernet::Networks,
     pub ctrs: RwLock<HashMap<String, Arc<Ctr>>>,
     pub events: Events,
     pub execs: Mutex<HashMap<String, Arc<crate::exec::Exec>>>,
@@ -159,12 +160,14 @@ impl Engine {
             )?),
             None => None,
         };
+        let networks = crate::usernet::Networks::load(&cfg, &db)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
                 db,
                 images,
                 net,
+                networks,
                 ctrs: RwLock::new(HashMap::new()),
                 events: Events::default(),
                 execs: Mutex::new(HashMap::new()),
@@ -173,6 +176,7 @@ impl Engine {
         };
         engine.restore().await?;
         engine.reconcile_volumes();
+        engine.start_networks().await;
         Ok(engine)
     }
 
@@ -519,6 +523,7 @@ impl Engine {
 impl Engine {
     /// Takes a container off the bridge (its veth, address and published ports).
     pub(crate) async fn detach_network(&self, ctr: &Arc<Ctr>) {
+        self.detach_endpoints(ctr).await;
         if ctr.record().net.is_none() {
             return;
         }

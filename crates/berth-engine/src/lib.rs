@@ -26,6 +26,7 @@ pub mod seccomp_profile;
 pub mod spec;
 mod stats;
 mod system;
+pub mod usernet;
 mod volumes;
 
 pub use engine::{Config, Engine};

@@ -74,7 +74,7 @@ impl Engine {
         }
         let data_dir = self.data_dir(&id);
         let volume_plan = self.plan_volumes(&config, &host_config)?;
-        let rec = Record {
+        let mut rec = Record {
             id: id.clone(),
             name: name.clone(),
             created: clock::now_rfc3339(),
@@ -98,12 +98,16 @@ impl Engine {
             mounts: volume_plan.mounts.clone(),
             warnings: warnings.clone(),
             net: None,
+            endpoints: Default::default(),
         };
+        self.prepare_endpoints(&mut rec, &body)?;
+        crate::usernet::check_extra_hosts(&rec)?;
         if crate::net::uses_bridge(&rec.host_config) && self.inner.net.is_some() {
             crate::net::port_bindings(&rec.host_config)?;
         } else if let Some(m) = rec.host_config.network_mode.as_deref()
             && !matches!(m, "" | "default" | "bridge" | "none" | "host")
             && !m.starts_with("container:")
+            && !rec.endpoints.contains_key(m)
         {
             return Err(Error::not_found(format!("network {m} not found")));
         }
@@ -290,7 +294,7 @@ impl Engine {
         };
         // The runtime made the network namespace: put it on the bridge before the process runs.
         if crate::net::uses_bridge(&rec.host_config) && self.inner.net.is_some() {
-            let ports = crate::net::port_bindings(&rec.host_config);
+            let ports = crate::net::all_port_bindings(&rec);
             let engine = self.clone();
             let id = ctr.id.clone();
             let attached =
@@ -313,8 +317,8 @@ impl Engine {
                 .and_then(|r| r);
             match attached {
                 Ok(a) => {
-                    crate::net::add_host_entry(&rec, &a);
                     ctr.with_rec(|r| r.net = Some(a));
+                    self.write_hosts(&ctr.record());
                 }
                 Err(e) => {
                     let s = shim.clone();
@@ -327,6 +331,13 @@ impl Engine {
                     return Err(fail(e, 128));
                 }
             }
+        }
+        // User-defined networks: an interface each.
+        if let Err(e) = self.attach_endpoints(ctr, init_pid).await {
+            let s = shim.clone();
+            let _ = tokio::task::spawn_blocking(move || s.delete()).await;
+            self.detach_network(ctr).await;
+            return Err(fail(e, 128));
         }
         // Attach streams opened before start see everything from the first byte.
         let pending: Vec<_> = ctr

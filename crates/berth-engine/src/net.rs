@@ -9,7 +9,7 @@ use std::path::Path;
 use berth_api_types::models::{
     EndpointSettings, HostConfig, NetworkSettings, PortBinding as ApiPortBinding, PortMap,
 };
-use berth_net::{Attachment, PortBinding, Proto};
+use berth_net::{PortBinding, Proto};
 use berth_types::Error;
 
 use crate::record::Record;
@@ -53,6 +53,7 @@ pub(crate) fn open(state_dir: &Path, cfg: &NetConfig) -> Result<berth_net::Netwo
             bridge: cfg.bridge.clone(),
             subnet,
             table: cfg.table.clone(),
+            internal: false,
         },
     )
     .map_err(net_err)
@@ -92,7 +93,23 @@ pub(crate) fn port_bindings(hc: &HostConfig) -> Result<Vec<PortBinding>, Error> 
             let host_port = match b.host_port.as_deref().unwrap_or("") {
                 "" => 0,
                 p if p.contains('-') => {
-                    return Err(bad(format!("port ranges are not supported yet ({p})")));
+                    // A host range for one container port: the first port free on the host.
+                    let (a, b) = p.split_once('-').unwrap_or((p, p));
+                    let (a, b): (u16, u16) = match (a.parse(), b.parse()) {
+                        (Ok(a), Ok(b)) if a > 0 && a <= b => (a, b),
+                        _ => return Err(bad(format!("invalid host port range {p:?}"))),
+                    };
+                    let ip = host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    (a..=b)
+                        .find(|port| match proto {
+                            Proto::Tcp => std::net::TcpListener::bind((ip, *port)).is_ok(),
+                            Proto::Udp => std::net::UdpSocket::bind((ip, *port)).is_ok(),
+                        })
+                        .ok_or_else(|| {
+                            Error::conflict(format!(
+                                "port is already allocated: no free host port in {p} for {key}"
+                            ))
+                        })?
                 }
                 p => p
                     .parse()
@@ -101,6 +118,46 @@ pub(crate) fn port_bindings(hc: &HostConfig) -> Result<Vec<PortBinding>, Error> 
             out.push(PortBinding {
                 host_ip,
                 host_port,
+                container_port,
+                proto,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every binding the container publishes: `-p`, plus with `-P` each exposed port not
+/// bound otherwise on a random host port (from the kernel's ephemeral range).
+pub(crate) fn all_port_bindings(rec: &Record) -> Result<Vec<PortBinding>, Error> {
+    let mut out = port_bindings(&rec.host_config)?;
+    if rec.host_config.publish_all_ports == Some(true) {
+        let mut exposed: Vec<String> = rec
+            .config
+            .exposed_ports
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        exposed.sort();
+        for key in exposed {
+            let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let proto = match proto {
+                "udp" => Proto::Udp,
+                "tcp" => Proto::Tcp,
+                _ => continue,
+            };
+            let Ok(container_port) = port.parse::<u16>() else {
+                continue;
+            };
+            if out
+                .iter()
+                .any(|b| b.container_port == container_port && b.proto == proto)
+            {
+                continue;
+            }
+            out.push(PortBinding {
+                host_ip: None,
+                host_port: 0,
                 container_port,
                 proto,
             });
@@ -119,8 +176,13 @@ pub(crate) fn settings(rec: &Record) -> NetworkSettings {
         .unwrap_or_else(|| "bridge".into());
     let mut ports: PortMap = HashMap::new();
     let mut networks = HashMap::new();
-    if let Some(a) = rec.net.as_ref() {
-        for p in &a.ports {
+    let published = rec
+        .net
+        .iter()
+        .chain(rec.endpoints.values().filter_map(|e| e.attachment.as_ref()))
+        .flat_map(|a| a.ports.iter());
+    for p in published {
+        {
             let key = format!(
                 "{}/{}",
                 p.container_port,
@@ -135,6 +197,40 @@ pub(crate) fn settings(rec: &Record) -> NetworkSettings {
                     host_port: Some(p.host_port.to_string()),
                 });
         }
+    }
+    for (name, e) in &rec.endpoints {
+        let a = e.attachment.as_ref();
+        networks.insert(
+            name.clone(),
+            EndpointSettings {
+                aliases: Some(e.aliases.clone()),
+                network_id: Some(e.network_id.clone()),
+                endpoint_id: Some(if a.is_some() {
+                    e.endpoint_id.clone()
+                } else {
+                    String::new()
+                }),
+                gateway: Some(a.map_or(String::new(), |a| a.gateway.to_string())),
+                ip_address: Some(a.map_or(String::new(), |a| a.ip.to_string())),
+                ip_prefix_len: Some(a.map_or(0, |a| i64::from(a.prefix))),
+                mac_address: Some(a.map_or(String::new(), |a| a.mac.clone())),
+                ipam_config: e
+                    .ipv4
+                    .map(|ip| berth_api_types::models::EndpointIpamConfig {
+                        ipv4_address: Some(ip.to_string()),
+                        ..Default::default()
+                    }),
+                dns_names: Some(
+                    std::iter::once(rec.short_name().to_string())
+                        .chain(std::iter::once(rec.id[..12].to_string()))
+                        .chain(e.aliases.iter().cloned())
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+        );
+    }
+    if let Some(a) = rec.net.as_ref() {
         networks.insert(
             "bridge".to_string(),
             EndpointSettings {
@@ -146,7 +242,7 @@ pub(crate) fn settings(rec: &Record) -> NetworkSettings {
                 ..Default::default()
             },
         );
-    } else if mode != "bridge" {
+    } else if mode != "bridge" && !rec.endpoints.contains_key(&mode) {
         networks.insert(
             mode.clone(),
             EndpointSettings {
@@ -164,20 +260,5 @@ pub(crate) fn settings(rec: &Record) -> NetworkSettings {
         }),
         ports: Some(ports),
         networks: Some(networks),
-    }
-}
-
-/// Adds the container's address to its `/etc/hosts` (written in place: the file is bind
-/// mounted into the container).
-pub(crate) fn add_host_entry(rec: &Record, a: &Attachment) {
-    let hostname = rec.config.hostname.clone().unwrap_or_default();
-    if let Ok(text) = std::fs::read_to_string(&rec.hosts_path) {
-        let mut lines: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.starts_with("127.0.1.1\t") && !l.ends_with(&format!("\t{hostname}")))
-            .collect();
-        let entry = format!("{}\t{hostname}", a.ip);
-        lines.push(&entry);
-        let _ = std::fs::write(&rec.hosts_path, format!("{}\n", lines.join("\n")));
     }
 }

@@ -5,7 +5,7 @@
 //! The document is versionless JSON: new fields get `#[serde(default)]` so records written
 //! by an older berthd still load.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_api_types::models::{
     ContainerConfig, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
@@ -136,6 +136,9 @@ pub struct Record {
     /// Its place on the bridge network while it runs.
     #[serde(default)]
     pub net: Option<berth_net::Attachment>,
+    /// Its user-defined networks by name (see [`crate::usernet`]).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, crate::usernet::Endpoint>,
 }
 
 impl Record {

@@ -10,6 +10,7 @@
 //! No thread of the caller ever changes network namespace: sockets for a container's
 //! namespace are opened by a short-lived thread that enters it.
 
+pub mod dns;
 pub mod ipam;
 pub mod netlink;
 mod network;
@@ -20,7 +21,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 pub use ipam::Subnet;
-pub use network::{Attachment, Network, NetworkConfig};
+pub use network::{AttachOptions, Attachment, Network, NetworkConfig};
 pub use ports::{PortBinding, PortBindings, Proto};
 
 /// Everything that can go wrong, naming the object concerned.

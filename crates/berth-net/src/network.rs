@@ -45,6 +45,27 @@ pub struct NetworkConfig {
     pub subnet: Option<Subnet>,
     /// berth's own nftables table (family `ip`), e.g. `berth`.
     pub table: String,
+    /// Docker's `--internal`: no masquerade, and nothing forwarded between the bridge and
+    /// any other interface (containers reach each other and the gateway only).
+    pub internal: bool,
+}
+
+/// Where a container's interface goes in its namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// The interface name inside (`eth0`, `eth1`, …).
+    pub ifname: String,
+    /// Whether the gateway becomes the namespace's default route.
+    pub default_route: bool,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        Self {
+            ifname: ETH.to_string(),
+            default_route: true,
+        }
+    }
 }
 
 /// A container's place on the network.
@@ -60,6 +81,9 @@ pub struct Attachment {
     pub mac: String,
     /// The host end of the veth pair.
     pub veth: String,
+    /// The interface inside the container.
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
     /// Published ports as installed (host port 0 replaced by the port chosen).
     pub ports: PortBindings,
 }
@@ -88,6 +112,28 @@ struct Lock(#[allow(dead_code)] File);
 
 const STATE_FILE: &str = "network.json";
 const ETH: &str = "eth0";
+/// Host-wide lock held while a subnet is picked and its bridge addressed, so that two
+/// daemons (or tests) creating networks at once never pick the same free subnet.
+const PICK_LOCK: &str = "/run/lock/berth-net-subnets.lock";
+
+fn default_ifname() -> String {
+    ETH.to_string()
+}
+
+fn host_lock() -> Result<Lock, Error> {
+    let path = Path::new(PICK_LOCK);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| state_err(path, e))?;
+    flock(&f, FlockOperation::LockExclusive).map_err(|e| state_err(path, e.into()))?;
+    Ok(Lock(f))
+}
 
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -125,6 +171,7 @@ impl Network {
             subnet: Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 8)?,
         };
         let _lock = net.lock()?;
+        let _host_lock = host_lock()?;
         let existing = net.load()?;
         if let Some(st) = &existing {
             if st.bridge != config.bridge || st.table != config.table {
@@ -178,7 +225,7 @@ impl Network {
                 tracing::info!(bridge = %config.bridge, "enabled net.ipv4.ip_forward for container egress");
                 forward_set = true;
             }
-            nft::setup(&config.table, &config.bridge, &subnet)?;
+            nft::setup(&config.table, &config.bridge, &subnet, config.internal)?;
             let st = existing.clone().unwrap_or_else(|| State {
                 name: config.name.clone(),
                 bridge: config.bridge.clone(),
@@ -239,7 +286,34 @@ impl Network {
         ports: &[PortBinding],
         static_ip: Option<Ipv4Addr>,
     ) -> Result<Attachment, Error> {
+        self.attach_with(
+            container_id,
+            netns,
+            ports,
+            static_ip,
+            &AttachOptions::default(),
+        )
+    }
+
+    /// [`Network::attach`] with the interface's name and whether it carries the default
+    /// route (a container's second network is `eth1` without one). Internal networks publish
+    /// no ports (Docker ignores them there too).
+    pub fn attach_with(
+        &self,
+        container_id: &str,
+        netns: &Path,
+        ports: &[PortBinding],
+        static_ip: Option<Ipv4Addr>,
+        opts: &AttachOptions,
+    ) -> Result<Attachment, Error> {
         check_container_id(container_id)?;
+        if !valid_name(&opts.ifname, 15) {
+            return Err(Error::InvalidConfig(format!(
+                "invalid interface name {:?}",
+                opts.ifname
+            )));
+        }
+        let ports = if self.cfg.internal { &[][..] } else { ports };
         let _lock = self.lock()?;
         let mut st = self.load_required()?;
         let veth = self.veth_name(container_id);
@@ -304,6 +378,7 @@ impl Network {
             gateway: self.subnet.gateway(),
             mac,
             veth: veth.clone(),
+            ifname: opts.ifname.clone(),
             ports: Vec::new(),
         };
         // Record first, so a crash in the middle leaves something detach can clean.
@@ -311,7 +386,7 @@ impl Network {
             .insert(container_id.to_string(), attachment.clone());
         self.save(&st)?;
         let result = (|| {
-            self.plumb(&mut host, &veth, netns, ip, o)?;
+            self.plumb(&mut host, &veth, netns, ip, o, opts)?;
             let resolved = resolve_ports(ports, &in_use)?;
             nft::add_ports(
                 &self.cfg.table,
@@ -350,24 +425,29 @@ impl Network {
         netns: &Path,
         ip: Ipv4Addr,
         o: [u8; 4],
+        opts: &AttachOptions,
     ) -> Result<(), Error> {
         let bridge = host
             .link_index(&self.cfg.bridge)?
             .ok_or_else(|| Error::InvalidConfig(format!("bridge {} is gone", self.cfg.bridge)))?;
         let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
-        let vidx = host.create_veth(veth, Some(bridge), ETH, mac, netns)?;
+        let eth_name = opts.ifname.as_str();
+        let vidx = host.create_veth(veth, Some(bridge), eth_name, mac, netns)?;
         host.set_up(vidx)?;
         let mut ns = Netlink::open_in(netns)?;
         if let Some(lo) = ns.link_index("lo")? {
             ns.set_up(lo)?;
         }
-        let eth = ns.link_index(ETH)?.ok_or_else(|| Error::Netlink {
-            op: format!("find {ETH} in {}", netns.display()),
+        let eth = ns.link_index(eth_name)?.ok_or_else(|| Error::Netlink {
+            op: format!("find {eth_name} in {}", netns.display()),
             source: std::io::Error::other("missing after creation"),
         })?;
         ns.add_address(eth, ip, self.subnet.prefix())?;
         ns.set_up(eth)?;
-        ns.add_default_route(self.subnet.gateway(), eth)
+        if opts.default_route {
+            ns.add_default_route(self.subnet.gateway(), eth)?;
+        }
+        Ok(())
     }
 
     /// Disconnects a container: its rules, its veth pair and its address. Detaching an

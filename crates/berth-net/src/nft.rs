@@ -15,6 +15,8 @@
 //!   goes back out the bridge it came in on (container → gateway:port → container).
 //! - `guard-B` (filter, hook prerouting, raw priority): drop packets arriving on the bridge
 //!   for 127.0.0.0/8, which `route_localnet` would otherwise let containers reach.
+//! - `fwd-B` (filter, hook forward): empty, except on an internal network, where it drops
+//!   whatever would be routed into or out of the bridge (and `post-B` masquerades nothing).
 //!
 //! [`setup`] creates the chains and flushes and refills the base chains in one transaction,
 //! so re-running it is idempotent and never disturbs `pub-B`.
@@ -121,6 +123,7 @@ struct Chains {
     out: String,
     post: String,
     guard: String,
+    fwd: String,
 }
 
 fn chains(bridge: &str) -> Chains {
@@ -130,6 +133,7 @@ fn chains(bridge: &str) -> Chains {
         out: format!("out-{bridge}"),
         post: format!("post-{bridge}"),
         guard: format!("guard-{bridge}"),
+        fwd: format!("fwd-{bridge}"),
     }
 }
 
@@ -138,13 +142,14 @@ fn loopback_net() -> Value {
 }
 
 /// Creates (or refreshes) the table, the network's chains and its network-wide rules.
-pub fn setup(table: &str, bridge: &str, subnet: &Subnet) -> Result<(), Error> {
+pub fn setup(table: &str, bridge: &str, subnet: &Subnet, internal: bool) -> Result<(), Error> {
     let c = chains(bridge);
     let base = [
         (&c.pre, "nat", "prerouting", -100),
         (&c.out, "nat", "output", -100),
         (&c.post, "nat", "postrouting", 100),
         (&c.guard, "filter", "prerouting", -300),
+        (&c.fwd, "filter", "forward", 0),
     ];
     let mut cmds = vec![
         json!({ "add": { "table": { "family": FAMILY, "name": table } } }),
@@ -170,16 +175,31 @@ pub fn setup(table: &str, bridge: &str, subnet: &Subnet) -> Result<(), Error> {
     ));
     cmds.push(rule(table, &c.out, vec![local, to_publish], None));
     let masq = json!({ "masquerade": null });
-    cmds.push(rule(
-        table,
-        &c.post,
-        vec![
-            m(payload("ip", "saddr"), "==", prefix(subnet)),
-            m(meta("oifname"), "!=", json!(bridge)),
-            masq.clone(),
-        ],
-        None,
-    ));
+    if internal {
+        for (a, b) in [("iifname", "oifname"), ("oifname", "iifname")] {
+            cmds.push(rule(
+                table,
+                &c.fwd,
+                vec![
+                    m(meta(a), "==", json!(bridge)),
+                    m(meta(b), "!=", json!(bridge)),
+                    json!({ "drop": null }),
+                ],
+                None,
+            ));
+        }
+    } else {
+        cmds.push(rule(
+            table,
+            &c.post,
+            vec![
+                m(payload("ip", "saddr"), "==", prefix(subnet)),
+                m(meta("oifname"), "!=", json!(bridge)),
+                masq.clone(),
+            ],
+            None,
+        ));
+    }
     cmds.push(rule(
         table,
         &c.post,
@@ -361,7 +381,7 @@ pub fn remove_network(table: &str, bridge: &str) -> Result<(), Error> {
         return Ok(());
     };
     let c = chains(bridge);
-    let ours = [&c.pre, &c.out, &c.post, &c.guard, &c.publish];
+    let ours = [&c.pre, &c.out, &c.post, &c.guard, &c.fwd, &c.publish];
     let present: Vec<String> = listing
         .get("nftables")
         .and_then(Value::as_array)

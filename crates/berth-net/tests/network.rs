@@ -97,6 +97,7 @@ fn config(bridge: &str, table: &str, subnet: Option<Subnet>) -> NetworkConfig {
         bridge: bridge.to_string(),
         subnet,
         table: table.to_string(),
+        internal: false,
     }
 }
 

@@ -567,12 +567,72 @@ pub trait VolumeBackend: Send + Sync + 'static {
     }
 }
 
+/// `/networks/…`. Every method defaults to 501 so backends without networks need not care.
+pub trait NetworkBackend: Send + Sync + 'static {
+    /// `GET /networks`; filters `dangling driver id label name scope type`.
+    fn network_list(
+        &self,
+        filters: Filters,
+    ) -> impl Future<Output = Result<Vec<Network>, Error>> + Send {
+        let _ = filters;
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `GET /networks/{id}`.
+    fn network_inspect(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<NetworkInspect, Error>> + Send {
+        let _ = id;
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `POST /networks/create`.
+    fn network_create(
+        &self,
+        req: NetworkCreateRequest,
+    ) -> impl Future<Output = Result<NetworkCreateResponse, Error>> + Send {
+        let _ = req;
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `DELETE /networks/{id}`.
+    fn network_remove(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = id;
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `POST /networks/prune`.
+    fn network_prune(
+        &self,
+        filters: Filters,
+    ) -> impl Future<Output = Result<NetworkPruneResponse, Error>> + Send {
+        let _ = filters;
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `POST /networks/{id}/connect`.
+    fn network_connect(
+        &self,
+        id: &str,
+        req: NetworkConnectRequest,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (id, req);
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+    /// `POST /networks/{id}/disconnect`.
+    fn network_disconnect(
+        &self,
+        id: &str,
+        req: NetworkDisconnectRequest,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (id, req);
+        async { Err(Error::not_implemented("networks are not supported")) }
+    }
+}
+
 /// Everything berthd serves.
 pub trait Backend:
-    SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend
+    SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend + NetworkBackend
 {
 }
-impl<T: SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend> Backend
-    for T
+impl<
+    T: SystemBackend + ContainerBackend + ExecBackend + ImageBackend + VolumeBackend + NetworkBackend,
+> Backend for T
 {
 }

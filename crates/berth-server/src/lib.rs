@@ -50,6 +50,7 @@ pub fn app<B: Backend>(backend: Arc<B>) -> Router {
         .merge(routes::exec::routes::<B>())
         .merge(routes::images::routes::<B>())
         .merge(routes::volumes::routes::<B>())
+        .merge(routes::networks::routes::<B>())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::disable())

@@ -121,10 +121,18 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let (code, body) = d.request(
         "POST",
         "/v1.50/containers/create",
-        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Links":["db:db"]}}"#),
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"StorageOpt":{"size":"1G"}}}"#),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("Links"), "{body}");
+    assert!(body.contains("StorageOpt"), "{body}");
+    // A link to a container that does not exist.
+    let (code, body) = d.request(
+        "POST",
+        "/v1.50/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Links":["db:db"]}}"#),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("could not get container for db"), "{body}");
     assert_eq!(d.docker(&["ps", "-aq"]).ok().stdout.trim(), "");
     let n = std::fs::read_dir(d.data_root().join("containers"))
         .unwrap()

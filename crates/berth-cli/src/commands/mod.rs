@@ -3,13 +3,14 @@
 pub mod container;
 pub mod cp;
 pub mod image;
+pub mod network;
 pub mod run;
 pub mod saveload;
 pub mod system;
 pub mod volume;
 
 use crate::Failure;
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, VolumeCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, NetworkCmd, VolumeCmd};
 use crate::client::{Client, enc};
 use berth_api_types::Filters;
 
@@ -91,6 +92,15 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             VolumeCmd::Inspect(a) => volume::inspect(c, a),
             VolumeCmd::Rm(a) => volume::rm(c, a),
             VolumeCmd::Prune(a) => volume::prune(c, a),
+        },
+        Cmd::Network(nc) => match nc {
+            NetworkCmd::Create(a) => network::create(c, a),
+            NetworkCmd::Ls(a) => network::ls(c, a),
+            NetworkCmd::Inspect(a) => network::inspect(c, a),
+            NetworkCmd::Rm(a) => network::rm(c, a),
+            NetworkCmd::Prune(a) => network::prune(c, a),
+            NetworkCmd::Connect(a) => network::connect(c, a),
+            NetworkCmd::Disconnect(a) => network::disconnect(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }

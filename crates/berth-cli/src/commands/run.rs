@@ -172,10 +172,11 @@ pub fn create_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         shm_size: a.shm_size.as_deref().map(ram_bytes).transpose()?,
         restart_policy: restart,
         init: a.init.then_some(true),
-        network_mode: network.or_else(|| Some("default".into())),
+        network_mode: network.clone().or_else(|| Some("default".into())),
         runtime: a.runtime.clone(),
         ..Default::default()
     };
+    let (host, networking, exposed) = super::network::run_fields(a, host)?;
     let env = env_list(&a.env, &a.env_file)?;
     let entrypoint = a.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
@@ -204,6 +205,8 @@ pub fn create_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         stop_timeout: a.stop_timeout,
         healthcheck: healthcheck(a)?,
         host_config: Some(host),
+        networking_config: networking,
+        exposed_ports: exposed,
         ..Default::default()
     })
 }

@@ -857,6 +857,7 @@ impl ExecBackend for Fake {
 
 /// No volumes: the defaults answer 501.
 impl VolumeBackend for Fake {}
+impl berth_server::backend::NetworkBackend for Fake {}
 
 impl ImageBackend for Fake {
     async fn image_list(

@@ -415,6 +415,15 @@ impl Drop for Daemon {
             Command::new("nft").args(["delete", "table", "ip", &self.table]),
             None,
         );
+        // Bridges of user networks a test left behind (their state dirs name them).
+        if let Ok(rd) = std::fs::read_dir(self.data_root().join("network")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name != self.bridge {
+                    let _ = run(Command::new("ip").args(["link", "del", &name]), None);
+                }
+            }
+        }
         // Our parent cgroup in every hierarchy (its containers' cgroups went with them).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
