@@ -3,13 +3,14 @@
 pub mod container;
 pub mod cp;
 pub mod image;
+pub mod prune;
 pub mod run;
 pub mod saveload;
 pub mod system;
 pub mod volume;
 
 use crate::Failure;
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, VolumeCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
 use crate::client::{Client, enc};
 use berth_api_types::Filters;
 
@@ -73,6 +74,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ContainerCmd::Commit(a) => container::commit(c, a),
             ContainerCmd::Export(a) => container::export(c, a),
             ContainerCmd::Cp(a) => cp::cp(c, a),
+            ContainerCmd::Prune(a) => prune::container_prune(c, a),
         },
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => image::images(c, a),
@@ -84,6 +86,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::History(a) => image::history(c, a),
             ImageCmd::Save(a) => saveload::save(c, a),
             ImageCmd::Load(a) => saveload::load(c, a),
+            ImageCmd::Prune(a) => prune::image_prune(c, a),
         },
         Cmd::Volume(vc) => match vc {
             VolumeCmd::Create(a) => volume::create(c, a),
@@ -91,6 +94,12 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             VolumeCmd::Inspect(a) => volume::inspect(c, a),
             VolumeCmd::Rm(a) => volume::rm(c, a),
             VolumeCmd::Prune(a) => volume::prune(c, a),
+        },
+        Cmd::System(sc) => match sc {
+            SystemCmd::Df(a) => prune::df(c, a),
+            SystemCmd::Prune(a) => prune::system_prune(c, a),
+            SystemCmd::Info(a) => system::info(c, a),
+            SystemCmd::Events(a) => system::events(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }
