@@ -10,6 +10,9 @@
 #   ROUNDS=15 FILES=1000     timed rounds (one commit and one diff per daemon each), files
 #   BIN=DIR                  berthd, berth-shim, berth-runtime to use (default: the release
 #                            build in $CARGO_TARGET_DIR or target/, built when missing)
+#   TMPFS=1                  both daemons' data roots on one private tmpfs (takes the shared
+#                            disk's journal and writeback out of the numbers: what remains is
+#                            each engine's own work)
 #   OUT=FILE                 Markdown report (default bench/results/commit-<date>.md, not committed)
 # A benchmark, not a test: nothing here passes or fails on timings.
 set -euo pipefail
@@ -26,7 +29,8 @@ if [ ! -x "$BIN/berthd" ] || [ ! -x "$BIN/berth-shim" ] || [ ! -x "$BIN/berth-ru
 fi
 BIN=$(realpath "$BIN")
 
-WORK=$(mktemp -d /tmp/bench-commit.XXXXXX)
+# Short paths: the shims' sockets live under the exec root and must fit in sockaddr_un.
+WORK=$(mktemp -d /tmp/bc.XXXXXX)
 TAG=bc$$
 BERTHD_PID=""
 DOCKERD_PID=""
@@ -45,7 +49,7 @@ cleanup() {
     done
     # containerd and shims dockerd started for itself (their command lines name our dir).
     for d in /proc/[0-9]*; do
-        case "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" in
+        case "$(cat "$d/cmdline" 2>/dev/null | tr '\0' ' ')" in
         *"$WORK/"*) kill -KILL "${d#/proc/}" 2>/dev/null ;;
         esac
     done
@@ -73,15 +77,21 @@ wait_sock() {
     done
 }
 
-"$BIN/berthd" --data-root "$WORK/berth/data" --exec-root "$WORK/berth/exec" \
+DATA=$WORK
+if [ "${TMPFS:-0}" = 1 ]; then
+    mkdir -p "$WORK/fs"
+    mount -t tmpfs -o size=4g,mode=0700 bench-commit "$WORK/fs"
+    DATA=$WORK/fs
+fi
+"$BIN/berthd" --data-root "$DATA/b/data" --exec-root "$WORK/b/x" \
     -H "unix://$WORK/berth.sock" --pidfile "$WORK/berthd.pid" \
     --bridge "$TAG" --nft-table "berth-$TAG" --cgroup-parent "/$TAG" \
     >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
-mkdir -p "$WORK/docker"
-echo '{}' >"$WORK/docker/daemon.json"
-dockerd --config-file "$WORK/docker/daemon.json" --data-root "$WORK/docker/data" \
-    --exec-root "$WORK/docker/exec" --pidfile "$WORK/docker/dockerd.pid" \
+mkdir -p "$WORK/d"
+echo '{}' >"$WORK/d/daemon.json"
+dockerd --config-file "$WORK/d/daemon.json" --data-root "$DATA/d/data" \
+    --exec-root "$WORK/d/x" --pidfile "$WORK/d/dockerd.pid" \
     -H "unix://$WORK/docker.sock" \
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
     --userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$TAG" \
@@ -98,7 +108,8 @@ DRIVER=$(DOCKER_HOST=unix://$WORK/docker.sock DOCKER_CONFIG=$WORK/cfg docker inf
     echo "# commit and diff of $FILES changed small files"
     echo
     echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r);"
-    echo "berthd $(git rev-parse --short HEAD) ($BIN), dockerd $(dockerd --version | sed 's/Docker version //') with $DRIVER."
+    echo "berthd $(git rev-parse --short HEAD) ($BIN), dockerd $(dockerd --version | sed 's/Docker version //') with $DRIVER;"
+    echo "data roots on $(stat -f -c %T "$DATA")."
     echo
     python3 bench/commit/bench.py "$WORK/berth.sock" "$WORK/docker.sock" "$ROUNDS" "$FILES"
 } | tee "$OUT"
