@@ -145,6 +145,38 @@ pub(crate) fn reference_matches(familiar: &str, pattern: &str) -> bool {
     path_match(pattern.as_bytes(), name.as_bytes())
 }
 
+/// Disk bytes (`st_blocks`, as `du` counts, hard links once) below `dir`, links not followed
+/// and other file systems not entered; 0 if it cannot be read.
+fn dir_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(root) = std::fs::symlink_metadata(dir) else {
+        return 0;
+    };
+    let dev = root.dev();
+    let mut seen = HashSet::new();
+    let mut total = root.blocks() * 512;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != dev {
+                continue;
+            }
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
+                continue;
+            }
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
+}
+
 impl Engine {
     /// The disk usage of one committed layer (cached: layers never change).
     pub(crate) fn layer_size(&self, chain_id: &str) -> u64 {
@@ -539,8 +571,27 @@ impl Engine {
             );
         }
         if want("volume") {
-            // The volume store is not wired into this engine (yet): no volumes to report.
-            out.insert("Volumes".into(), json!([]));
+            let vols = self
+                .volumes()
+                .list(&Default::default(), &|_| false)
+                .map_err(|e| Error::system(format!("listing volumes: {e}")))?;
+            let list: Vec<Value> = vols
+                .into_iter()
+                .map(|v| {
+                    let refs = self.volume_users(&v.name).len();
+                    json!({
+                        "Name": v.name,
+                        "Driver": v.driver,
+                        "Mountpoint": v.mountpoint.display().to_string(),
+                        "CreatedAt": v.created_at,
+                        "Labels": v.labels,
+                        "Scope": "local",
+                        "Options": v.options,
+                        "UsageData": {"Size": dir_usage(&v.mountpoint), "RefCount": refs},
+                    })
+                })
+                .collect();
+            out.insert("Volumes".into(), Value::Array(list));
         }
         if want("build-cache") {
             out.insert("BuildCache".into(), json!([]));

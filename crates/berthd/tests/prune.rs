@@ -462,8 +462,23 @@ fn system_df_is_what_du_says() {
         "dd if=/dev/urandom of=/out bs=1024 count=1024 2>/dev/null",
     ])
     .ok();
-    d.docker(&["run", "-d", "--name", "idle", "busybox", "sleep", "1000"])
-        .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        "-v",
+        "store:/store",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/store/z bs=1024 count=256 2>/dev/null; sleep 1000",
+    ])
+    .ok();
+    wait_for("the volume to be filled", || {
+        let out = d.docker(&["exec", "idle", "ls", "-l", "/store/z"]);
+        (out.code == 0 && out.stdout.contains("262144")).then_some(())
+    });
     let (code, body) = d.get("/system/df");
     assert_eq!(code, 200, "{body}");
     let df: Value = serde_json::from_str(&body).unwrap();
@@ -505,7 +520,14 @@ fn system_df_is_what_du_says() {
         writer["SizeRootFs"].as_u64().unwrap(),
         rw + big["Size"].as_u64().unwrap()
     );
-    assert_eq!(df["Volumes"], serde_json::json!([]));
+    let vols = df["Volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 1, "{df}");
+    assert_eq!(vols[0]["Name"], "store");
+    assert_eq!(vols[0]["UsageData"]["RefCount"], 1);
+    let vsize = vols[0]["UsageData"]["Size"].as_u64().unwrap();
+    let want = du(&[PathBuf::from(vols[0]["Mountpoint"].as_str().unwrap())]);
+    assert_eq!(vsize, want, "volume size vs du");
+    assert!(vsize >= 256 * 1024);
     assert_eq!(df["BuildCache"], serde_json::json!([]));
     // The type parameter limits what is computed.
     let (_, body) = d.get("/system/df?type=container");

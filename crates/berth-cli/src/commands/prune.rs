@@ -319,7 +319,7 @@ pub fn df(c: &mut Client, a: DfArgs) -> Result<i32, Failure> {
         .map(|v| {
             json!({"Name": v.get("Name").cloned().unwrap_or(Value::Null),
                    "Links": v.pointer("/UsageData/RefCount").and_then(Value::as_i64).unwrap_or(0).to_string(),
-                   "Size": human_size(v.pointer("/UsageData/Size").and_then(Value::as_i64).unwrap_or(0).max(0) as f64)})
+                   "Size": human_size_prec(v.pointer("/UsageData/Size").and_then(Value::as_i64).unwrap_or(0).max(0) as f64, 4)})
         })
         .collect();
     text.push_str(&Output::parse(DF_VOLUMES, DF_VOLUMES)?.render(
