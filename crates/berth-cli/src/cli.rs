@@ -111,6 +111,9 @@ pub enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Print a shell completion script (bash or zsh)
     Completion(CompletionArgs),
 }
@@ -165,6 +168,8 @@ pub enum ContainerCmd {
     Export(ExportArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(crate::commands::cp::CpArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +194,73 @@ pub enum ImageCmd {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Show berth disk usage
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+/// `container prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// `image prune`.
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// `system prune`.
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// `system df`.
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Format output using a Go template, 'table', 'table TEMPLATE' or 'json'
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `image bootstrap`: base images from the daemon host's own packages, like LXC templates,

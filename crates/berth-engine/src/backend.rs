@@ -22,6 +22,22 @@ impl SystemBackend for Engine {
         Ok(crate::system::info(self))
     }
 
+    async fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, Error> {
+        let containers = if types.is_empty() || types.iter().any(|t| t == "container") {
+            let q = query::ContainerList {
+                all: true,
+                ..Default::default()
+            };
+            ContainerBackend::list(self, q, Filters::default()).await?
+        } else {
+            Vec::new()
+        };
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.system_df(&types, containers))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+    }
+
     fn events(
         &self,
         since_ns: Option<i128>,
@@ -253,6 +269,9 @@ impl ContainerBackend for Engine {
         }
         if let Some(l) = q.limit.filter(|l| *l > 0) {
             out.truncate(l as usize);
+        }
+        if q.size {
+            self.fill_sizes(&mut out);
         }
         Ok(out)
     }

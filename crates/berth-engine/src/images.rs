@@ -1,7 +1,6 @@
 //! The engine's side of images: berth-image's store opened under the data root, what
 //! containers need from it (resolve, rootfs snapshots) and the image API endpoints.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use berth_api_types::models::{
     ImageInspect, ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
 use berth_api_types::query;
-use berth_image::{DeleteItem, ImageStore, ImportOptions, InUse};
+use berth_image::{ImageStore, ImportOptions, InUse};
 use berth_server::backend::{BootstrapOptions, ByteStream, ImageBackend, ItemStream, PullOptions};
 use berth_snapshot::{Driver, Mount, Snapshotter};
 use berth_store::{ContentStore, Db};
@@ -48,10 +47,13 @@ impl Images {
         let snaps = Snapshotter::open(data_root.join("snapshots"), Driver::Auto)
             .map_err(|e| Error::system(format!("opening the snapshotter: {e}")))?;
         let _ = content.cleanup_ingest();
-        let _ = db.delete_expired_leases();
-        Ok(Images {
-            store: ImageStore::new(db, content, Arc::new(snaps)),
-        })
+        let store = ImageStore::new(db, content, Arc::new(snaps));
+        // Nothing is in flight yet: whatever a crash left (an interrupted import or commit,
+        // its lease) is collected before the API serves anything.
+        if let Err(e) = store.gc_startup() {
+            tracing::warn!(error = %e, "garbage collection at start-up failed");
+        }
+        Ok(Images { store })
     }
 
     /// The berth-image store.
@@ -156,7 +158,7 @@ impl Read for BodyReader {
 }
 
 impl Engine {
-    fn in_use(&self) -> impl Fn(&Digest) -> Option<InUse> + '_ {
+    pub(crate) fn in_use(&self) -> impl Fn(&Digest) -> Option<InUse> + '_ {
         move |d: &Digest| {
             let id = d.to_string();
             self.all()
@@ -177,59 +179,10 @@ impl ImageBackend for Engine {
         q: query::ImageList,
         filters: Filters,
     ) -> Result<Vec<ImageSummary>, Error> {
-        filters
-            .check(&["dangling", "label", "before", "since", "reference", "until"])
-            .map_err(Error::invalid_parameter)?;
-        let list = self.inner.images.store().list().map_err(err)?;
-        let mut out = Vec::new();
-        for s in list {
-            let tags: Vec<String> = s.repo_tags.iter().map(|r| r.familiar()).collect();
-            let digests: Vec<String> = s.repo_digests.iter().map(|r| r.familiar()).collect();
-            let labels: HashMap<String, String> = s.record.labels.clone().into_iter().collect();
-            if !filters.match_labels("label", &labels) {
-                continue;
-            }
-            if let Some(d) = filters.get("dangling").first()
-                && (d == "true") != tags.is_empty()
-            {
-                continue;
-            }
-            if !filters.get("reference").is_empty()
-                && !filters
-                    .get("reference")
-                    .iter()
-                    .any(|p| tags.iter().any(|t| ref_matches(t, p)))
-            {
-                continue;
-            }
-            if !q.all && tags.is_empty() && digests.is_empty() {
-                continue;
-            }
-            let containers = self
-                .all()
-                .iter()
-                .filter(|c| c.record().image == s.record.id.to_string())
-                .count() as i64;
-            out.push(ImageSummary {
-                id: s.record.id.to_string(),
-                parent_id: s
-                    .record
-                    .parent
-                    .as_ref()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-                repo_tags: tags,
-                repo_digests: digests,
-                created: secs(&s.record.created),
-                size: s.record.size as i64,
-                shared_size: -1,
-                labels,
-                containers,
-                ..Default::default()
-            });
-        }
-        out.sort_by_key(|i| std::cmp::Reverse(i.created));
-        Ok(out)
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.list_images(q.all, &filters, false))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
     }
 
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, Error> {
@@ -280,11 +233,8 @@ impl ImageBackend for Engine {
             }),
             architecture: Some(img.config.architecture.clone()),
             os: Some(img.config.os.clone()),
-            size: Some(img.record.size as i64),
-            graph_driver: Some(berth_api_types::models::DriverData {
-                name: self.inner.images.store().snapshotter().driver().to_string(),
-                data: HashMap::new(),
-            }),
+            size: Some(self.image_disk_size(&img.record) as i64),
+            graph_driver: Some(self.graph_driver(&img.record)),
             root_fs: Some(ImageInspectRootFs {
                 typ: "layers".into(),
                 layers: Some(img.record.diff_ids.iter().map(|d| d.to_string()).collect()),
@@ -399,30 +349,11 @@ impl ImageBackend for Engine {
                 }
                 other => err(other),
             })?;
-        let mut out = Vec::new();
-        for it in items {
-            match it {
-                DeleteItem::Untagged(r) => {
-                    let mut attrs = std::collections::BTreeMap::new();
-                    attrs.insert("name".to_string(), r.clone());
-                    self.inner
-                        .events
-                        .publish("image", "untag", r.clone(), attrs);
-                    out.push(ImageDeleteResponseItem {
-                        untagged: Some(r),
-                        deleted: None,
-                    });
-                }
-                DeleteItem::Deleted(d) => {
-                    self.inner
-                        .events
-                        .publish("image", "delete", d.to_string(), Default::default());
-                    out.push(ImageDeleteResponseItem {
-                        untagged: None,
-                        deleted: Some(d.to_string()),
-                    });
-                }
-            }
+        let out: Vec<ImageDeleteResponseItem> =
+            items.into_iter().map(|it| self.report_delete(it)).collect();
+        if out.iter().any(|i| i.deleted.is_some()) {
+            let engine = self.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.collect_garbage()).await;
         }
         Ok(out)
     }
@@ -585,58 +516,9 @@ impl ImageBackend for Engine {
     }
 
     async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse, Error> {
-        filters
-            .check(&["dangling", "label", "until"])
-            .map_err(Error::invalid_parameter)?;
-        let all = filters
-            .get("dangling")
-            .first()
-            .is_some_and(|d| d == "false");
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0i64;
-        for s in self.inner.images.store().list().map_err(err)? {
-            if !all && !s.repo_tags.is_empty() {
-                continue;
-            }
-            let id = s.record.id.to_string();
-            if self.all().iter().any(|c| c.record().image == id) {
-                continue;
-            }
-            if let Ok(items) = self.inner.images.store().remove(&id, false, &self.in_use()) {
-                reclaimed += s.record.size as i64;
-                for it in items {
-                    deleted.push(match it {
-                        DeleteItem::Untagged(r) => ImageDeleteResponseItem {
-                            untagged: Some(r),
-                            deleted: None,
-                        },
-                        DeleteItem::Deleted(d) => ImageDeleteResponseItem {
-                            untagged: None,
-                            deleted: Some(d.to_string()),
-                        },
-                    });
-                }
-            }
-        }
-        Ok(ImagePruneResponse {
-            images_deleted: Some(deleted),
-            space_reclaimed: Some(reclaimed),
-        })
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.prune_images(&filters))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
     }
-}
-
-/// Docker's `reference` filter: a glob on the familiar name (`busy*`, `busybox:*`).
-fn ref_matches(tag: &str, pattern: &str) -> bool {
-    fn glob(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => {
-                glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..]))
-            }
-            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    let name = tag.rsplit_once(':').map_or(tag, |(n, _)| n);
-    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
 }

@@ -12,6 +12,7 @@ mod backend;
 pub mod bundle;
 pub mod clock;
 mod commit;
+mod disk;
 mod engine;
 pub mod events;
 mod exec;

@@ -752,11 +752,16 @@ impl Engine {
         filters
             .check(&["label", "label!", "until"])
             .map_err(Error::invalid_parameter)?;
-        let until = filters
-            .get("until")
-            .first()
-            .and_then(|u| clock::parse_timestamp(u, clock::now_ns()));
+        let until = match filters.get("until").first() {
+            Some(u) => Some(clock::parse_timestamp(u, clock::now_ns()).ok_or_else(|| {
+                Error::invalid_parameter(format!(
+                    "invalid filter 'until={u}': failed to parse value as time or duration"
+                ))
+            })?),
+            None => None,
+        };
         let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
         for ctr in self.all() {
             let rec = ctr.record();
             if rec.state.status.is_alive() || rec.state.status == Status::Restarting {
@@ -780,11 +785,18 @@ impl Engine {
             {
                 continue;
             }
+            let size = self.container_size_rw(&rec.snapshot_key) as i64;
             if self.remove_ctr(&ctr, false, false).await.is_ok() {
                 deleted.push(rec.id.clone());
+                reclaimed += size;
             }
         }
-        Ok((deleted, 0))
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), reclaimed.to_string());
+        self.inner
+            .events
+            .publish("container", "prune", String::new(), attrs);
+        Ok((deleted, reclaimed))
     }
 }
 

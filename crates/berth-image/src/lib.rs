@@ -14,6 +14,8 @@
 //!   inspect, tag, untag, and `docker rmi` semantics ([`ImageStore::remove`]).
 //! - [`ImageStore::prepare_rootfs`] / [`ImageStore::release_rootfs`]: a container's writable
 //!   root filesystem as an active snapshot on the image's top layer.
+//! - [`gc`]: collection of blobs and snapshots nothing needs (after removals; at start-up,
+//!   what a crash left).
 //!
 //! - [`archive`]: `docker save` / `docker load` archives (Docker's format with an OCI layout,
 //!   or a pure OCI layout), streamed from and into the content store.
@@ -24,10 +26,12 @@ pub mod archive;
 pub mod bootstrap;
 pub mod change;
 pub mod error;
+pub mod gc;
 pub mod model;
 pub mod store;
 
 pub use archive::{LoadOptions, LoadedImage, SaveFormat, SavePlan};
 pub use error::{Error, Result};
+pub use gc::GcReport;
 pub use model::{ContainerConfig, ImageConfig, Manifest, ManifestDoc, parse_manifest};
 pub use store::{CommitOptions, DeleteItem, Image, ImageStore, ImageSummary, ImportOptions, InUse};

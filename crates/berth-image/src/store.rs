@@ -690,6 +690,18 @@ impl ImageStore {
         force: bool,
         in_use: &dyn Fn(&Digest) -> Option<InUse>,
     ) -> Result<Vec<DeleteItem>> {
+        self.remove_reporting(ref_or_id, force, in_use)
+            .map(|(items, _)| items)
+    }
+
+    /// [`ImageStore::remove`], also returning the disk bytes freed (the image's snapshots
+    /// and blobs nothing else needed; 0 when it only untagged).
+    pub fn remove_reporting(
+        &self,
+        ref_or_id: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> Option<InUse>,
+    ) -> Result<(Vec<DeleteItem>, u64)> {
         let mut out = Vec::new();
         let deleted = self.db.write(|tx| {
             let rec = resolve_write(tx, ref_or_id)
@@ -773,23 +785,28 @@ impl ImageStore {
             out.push(DeleteItem::Deleted(id));
             Ok(Some(rec))
         })?;
+        let mut freed = 0;
         if let Some(rec) = deleted {
             info!(id = %rec.id, "image deleted");
-            self.release_image_data(&rec)?;
+            freed = self.release_image_data(&rec)?;
         }
-        Ok(out)
+        Ok((out, freed))
     }
 
-    /// Deletes the blobs and snapshots of a deleted image that nothing else needs.
-    fn release_image_data(&self, rec: &ImageRecord) -> Result<()> {
+    /// Deletes the blobs and snapshots of a deleted image that nothing else needs; returns
+    /// the disk bytes freed.
+    fn release_image_data(&self, rec: &ImageRecord) -> Result<u64> {
         let _gc = self.gc_guard();
         let roots = self.db.gc_roots()?;
+        let mut freed = 0;
         for chain in rec.chain_ids.iter().rev() {
             if roots.snapshots.contains(chain.as_str()) {
                 break;
             }
+            let size = self.snapshots.usage(chain.as_str()).map_or(0, |u| u.size);
             match self.snapshots.remove(chain.as_str()) {
-                Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => {}
+                Ok(()) => freed += size,
+                Err(berth_snapshot::Error::NotFound(_)) => {}
                 Err(e) => {
                     // A container's snapshot still stacks on it: collected with the container.
                     debug!(snapshot = %chain, error = %e, "image snapshot kept");
@@ -805,13 +822,14 @@ impl ImageStore {
             if roots.content.contains(d) {
                 continue;
             }
+            let size = self.content.info(d).unwrap_or(0);
             match self.content.delete(d) {
-                Ok(()) => {}
+                Ok(()) => freed += size,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => warn!(digest = %d, error = %e, "cannot delete image blob"),
             }
         }
-        Ok(())
+        Ok(freed)
     }
 
     /// Creates the writable root filesystem of container `key` on top of image `image`: an

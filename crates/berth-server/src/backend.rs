@@ -198,6 +198,18 @@ pub trait SystemBackend: Send + Sync + 'static {
         until_ns: Option<i128>,
         filters: Filters,
     ) -> Result<ItemStream<EventMessage>, Error>;
+    /// `GET /system/df`: `LayersSize`, `Images`, `Containers`, `Volumes` and `BuildCache` as
+    /// one JSON object; `types` (`container`, `image`, `volume`, `build-cache`; empty for all)
+    /// selects what is computed.
+    fn disk_usage(
+        &self,
+        types: Vec<String>,
+    ) -> impl Future<Output = Result<serde_json::Value, Error>> + Send {
+        async move {
+            let _ = types;
+            Err(Error::not_implemented("disk usage is not implemented"))
+        }
+    }
 }
 
 /// The container endpoints. `id` is whatever the client sent: a full id, a unique prefix or

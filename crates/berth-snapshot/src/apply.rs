@@ -216,6 +216,7 @@ pub(crate) fn apply_fd<R: Read>(
         bytes: 0,
         entries: 0,
         buf: vec![0u8; 128 * 1024],
+        file_parent: None,
     };
     let entries = archive.entries().map_err(|e| archive_err(&e))?;
     for entry in entries {
@@ -371,6 +372,10 @@ struct Applier<'a> {
     bytes: u64,
     entries: u64,
     buf: Vec<u8>,
+    /// The parent directory of the last entry, when that entry was a regular file: a run of
+    /// files in one directory resolves it once. Any other kind of entry drops it, so only
+    /// entries that cannot change the directory tree above them reuse it.
+    file_parent: Option<(Vec<u8>, OwnedFd)>,
 }
 
 impl Applier<'_> {
@@ -406,9 +411,13 @@ impl Applier<'_> {
             return self.whiteout(parent, base, &meta, &shown);
         }
 
-        let pfd = self
-            .parent_dir(parent, true, &shown)?
-            .ok_or_else(|| err("parent missing".into()))?;
+        let parent_path = join(parent);
+        let pfd = match self.file_parent.take() {
+            Some((path, fd)) if path == parent_path => fd,
+            _ => self
+                .parent_dir(parent, true, &shown)?
+                .ok_or_else(|| err("parent missing".into()))?,
+        };
         let name = os(base);
         let existing =
             fsutil::stat_at_opt(pfd.as_fd(), name).map_err(|e| err(format!("stat: {e}")))?;
@@ -452,6 +461,9 @@ impl Applier<'_> {
                     .map_err(&err)?;
                 fsutil::set_times(p, name, meta.atime, meta.mtime)
                     .map_err(|e| err(format!("times: {e}")))?;
+                self.written.insert(join(&comps));
+                self.file_parent = Some((parent_path, pfd));
+                return Ok(());
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -649,6 +661,8 @@ impl Applier<'_> {
         .map_err(|e| format!("creating file: {e}"))?;
         let file = File::from(fd);
         let mut off = 0u64;
+        // Where the last data written ends: the size is set only for a trailing hole.
+        let mut data_end = 0u64;
         const BLOCK: usize = 4096;
         while off < size {
             let want =
@@ -682,12 +696,15 @@ impl Applier<'_> {
                 }
                 file.write_all_at(&chunk[i..j], off + i as u64)
                     .map_err(|e| format!("writing data: {e}"))?;
+                data_end = off + j as u64;
                 i = j;
             }
             off += n as u64;
         }
-        file.set_len(size)
-            .map_err(|e| format!("setting size: {e}"))?;
+        if data_end != size {
+            file.set_len(size)
+                .map_err(|e| format!("setting size: {e}"))?;
+        }
         Ok(file)
     }
 

@@ -33,4 +33,4 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use fuzz::fuzz_apply;
 pub use mount::{Mount, OverlayMethod, is_mount_point, mount_all, mount_with, unmount};
-pub use snapshotter::{Driver, Info, Kind, Snapshotter, Usage};
+pub use snapshotter::{Driver, Info, Kind, Paths, Snapshotter, Usage};

@@ -103,6 +103,17 @@ pub struct Usage {
     pub inodes: u64,
 }
 
+/// The directories of one snapshot (see [`Snapshotter::paths`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    /// The snapshot's own data.
+    pub fs: PathBuf,
+    /// Its overlay work directory (present for active snapshots on the overlay driver).
+    pub work: PathBuf,
+    /// Its ancestors' data directories, nearest first.
+    pub lowers: Vec<PathBuf>,
+}
+
 /// Snapshots under one root directory.
 pub struct Snapshotter {
     root: PathBuf,
@@ -515,6 +526,22 @@ impl Snapshotter {
             f(&i)?;
         }
         Ok(())
+    }
+
+    /// Where snapshot `key`'s data lives: its own directory (`fs`, for overlay the layer or
+    /// upper directory), its overlay work directory, and its ancestors' directories, nearest
+    /// first. For `docker inspect`'s `GraphDriver.Data`; callers must not write there.
+    pub fn paths(&self, key: &str) -> Result<Paths> {
+        let st = self.lock();
+        let rec = st
+            .snapshots
+            .get(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
+        Ok(Paths {
+            fs: self.fs_dir(rec.id),
+            work: self.dir(rec.id).join("work"),
+            lowers: self.chain(&st, rec)?,
+        })
     }
 
     /// Disk usage of snapshot `key`'s own data (for overlay: its layer or upper directory;

@@ -30,6 +30,13 @@ fn sparse_data() -> Vec<u8> {
     v
 }
 
+/// Data, then zeros to the end: the file's size comes from the header, not from writes.
+fn tail_hole_data() -> Vec<u8> {
+    let mut v = b"start".to_vec();
+    v.resize(70_000, 0);
+    v
+}
+
 /// A three-layer image: a base, then whiteouts and an opaque directory, then a whiteout of a
 /// symlink, a file re-created as a directory over a whiteout, and a metadata-only change.
 fn image() -> Vec<Vec<u8>> {
@@ -70,6 +77,7 @@ fn image() -> Vec<Vec<u8>> {
         .dir(&long_dir(), 0o755)
         .file(&long_file(), b"long")
         .file("sparse", &sparse_data())
+        .file("sparse-tail", &tail_hole_data())
         .build();
     let l2 = Layer::new()
         .whiteout("gone")
@@ -164,6 +172,11 @@ fn check_image_view(m: &Path) {
     assert_eq!(meta("home/u").mode() & 0o7777, 0o700);
     assert_eq!(read(&long_file()), "long");
     assert_eq!(std::fs::read(m.join("sparse")).unwrap(), sparse_data());
+    assert_eq!(
+        std::fs::read(m.join("sparse-tail")).unwrap(),
+        tail_hole_data(),
+        "a trailing hole keeps the file's size"
+    );
     assert_eq!(
         meta("etc").mtime(),
         1_600_000_000,

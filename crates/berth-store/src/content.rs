@@ -280,6 +280,13 @@ impl ContentStore {
             .gc_grace
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.gc_with_grace(keep, grace)
+    }
+
+    /// [`ContentStore::gc`] with an explicit grace period. `Duration::ZERO` is for a daemon's
+    /// start-up, when no writer of this store can be in flight: whatever a crash left
+    /// unreferenced goes at once.
+    pub fn gc_with_grace(&self, keep: &HashSet<Digest>, grace: Duration) -> Result<u64> {
         let now = SystemTime::now();
         let (mut freed, mut removed) = (0u64, 0usize);
         for digest in self.list()? {

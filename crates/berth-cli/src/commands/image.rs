@@ -12,7 +12,7 @@ const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created
 const IMAGES_TABLE_DIGESTS: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
-fn header() -> Value {
+pub(crate) fn header() -> Value {
     json!({"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
            "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
            "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
@@ -20,7 +20,7 @@ fn header() -> Value {
 }
 
 /// One row per `repo:tag` (docker's image context); untagged images show `<none>`.
-fn rows(img: &Value, trunc: bool) -> Vec<Value> {
+pub(crate) fn rows(img: &Value, trunc: bool) -> Vec<Value> {
     let id = img.get("Id").and_then(Value::as_str).unwrap_or("");
     let id_shown = if trunc { short_id(id) } else { id.to_string() };
     let created = img.get("Created").and_then(Value::as_i64).unwrap_or(0);
@@ -55,8 +55,8 @@ fn rows(img: &Value, trunc: bool) -> Vec<Value> {
             "Size": human_size(size),
             "Containers": match img.get("Containers").and_then(Value::as_i64) {
                 Some(n) if n >= 0 => n.to_string(), _ => "N/A".to_string() },
-            "SharedSize": if shared >= 0.0 { human_size(shared) } else { "N/A".into() },
-            "UniqueSize": if shared >= 0.0 { human_size(size - shared) } else { "N/A".into() },
+            "SharedSize": if shared >= 0.0 { human_size_prec(shared, 4) } else { "N/A".into() },
+            "UniqueSize": if shared >= 0.0 { human_size_prec(size - shared, 4) } else { "N/A".into() },
             "VirtualSize": human_size_prec(size, 4),
         })
     };

@@ -4,13 +4,14 @@ pub mod container;
 pub mod cp;
 pub mod image;
 pub mod network;
+pub mod prune;
 pub mod run;
 pub mod saveload;
 pub mod system;
 pub mod volume;
 
 use crate::Failure;
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, NetworkCmd, VolumeCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::client::{Client, enc};
 use berth_api_types::Filters;
 
@@ -74,6 +75,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ContainerCmd::Commit(a) => container::commit(c, a),
             ContainerCmd::Export(a) => container::export(c, a),
             ContainerCmd::Cp(a) => cp::cp(c, a),
+            ContainerCmd::Prune(a) => prune::container_prune(c, a),
         },
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => image::images(c, a),
@@ -85,6 +87,7 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             ImageCmd::History(a) => image::history(c, a),
             ImageCmd::Save(a) => saveload::save(c, a),
             ImageCmd::Load(a) => saveload::load(c, a),
+            ImageCmd::Prune(a) => prune::image_prune(c, a),
         },
         Cmd::Volume(vc) => match vc {
             VolumeCmd::Create(a) => volume::create(c, a),
@@ -101,6 +104,12 @@ pub fn dispatch(c: &mut Client, cmd: Cmd) -> Result<i32, Failure> {
             NetworkCmd::Prune(a) => network::prune(c, a),
             NetworkCmd::Connect(a) => network::connect(c, a),
             NetworkCmd::Disconnect(a) => network::disconnect(c, a),
+        },
+        Cmd::System(sc) => match sc {
+            SystemCmd::Df(a) => prune::df(c, a),
+            SystemCmd::Prune(a) => prune::system_prune(c, a),
+            SystemCmd::Info(a) => system::info(c, a),
+            SystemCmd::Events(a) => system::events(c, a),
         },
         Cmd::Completion(_) => Ok(0),
     }
