@@ -36,6 +36,9 @@ cleanup() {
     fi
     grep " $TMP/" /proc/self/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
     rmdir /sys/fs/cgroup/*/berth-bench-saveload 2>/dev/null
+    # berthd leaves its bridge and nft table for containers that outlive it: ours go.
+    ip link del bbsaveload 2>/dev/null
+    nft delete table ip berth-bench-saveload 2>/dev/null
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM

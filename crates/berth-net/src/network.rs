@@ -200,7 +200,16 @@ impl Network {
         let subnet = match (&existing, config.subnet) {
             (Some(st), _) => st.subnet,
             (None, Some(s)) => s,
-            (None, None) => ipam::pick_subnet(&routes)?,
+            // A bridge that is already there (left by an earlier daemon, or made by the
+            // admin, as with dockerd's `-b`) keeps its subnet rather than gaining another.
+            (None, None) => match bridge_existed.and_then(|idx| {
+                routes
+                    .iter()
+                    .find(|r| r.oif == Some(idx) && (1..=30).contains(&r.prefix))
+            }) {
+                Some(r) => Subnet::new(r.dst, r.prefix)?,
+                None => ipam::pick_subnet(&routes)?,
+            },
         };
         if let Some(r) = ipam::overlapping_route(&subnet, &routes, bridge_existed) {
             // Routes through our own bridge are ours (skipped above); anything else conflicts.

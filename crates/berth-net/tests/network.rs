@@ -700,3 +700,71 @@ fn udp_port_is_published() {
     };
     assert_eq!(&buf[..n], b"ping");
 }
+
+/// A bridge that already exists with an address (left by an earlier daemon whose state is
+/// gone, or made by the admin) keeps that subnet: no second address is added to it.
+#[test]
+fn an_existing_bridge_keeps_its_subnet() {
+    let u = unique();
+    let (bridge, table) = (format!("be{u}"), format!("berth-test-e{u}"));
+    let cleanup = || {
+        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .status();
+    };
+    // A free /24 for the pre-made bridge.
+    let mut made = None;
+    for _ in 0..50 {
+        let r = rand_u32();
+        let sub = format!("10.{}.{}", 100 + r % 100, (r >> 8) % 256);
+        let routes = String::from_utf8(
+            Command::new("ip")
+                .args(["-4", "route"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        if routes.contains(&format!("{sub}.")) {
+            continue;
+        }
+        made = Some(sub);
+        break;
+    }
+    let sub = made.expect("a free subnet");
+    let ok = Command::new("ip")
+        .args(["link", "add", &bridge, "type", "bridge"])
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("ip")
+            .args(["addr", "add", &format!("{sub}.1/24"), "dev", &bridge])
+            .status()
+            .unwrap()
+            .success()
+        && Command::new("ip")
+            .args(["link", "set", &bridge, "up"])
+            .status()
+            .unwrap()
+            .success();
+    if !ok {
+        cleanup();
+        panic!("could not make the test bridge");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::open(dir.path(), config(&bridge, &table, None));
+    let addrs = String::from_utf8(
+        Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", &bridge])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    cleanup();
+    let net = net.unwrap();
+    assert_eq!(net.subnet().to_string(), format!("{sub}.0/24"));
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    assert!(addrs.contains(&format!("{sub}.1/24")), "{addrs}");
+}
