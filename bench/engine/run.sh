@@ -15,69 +15,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 . scripts/lib.sh
+. bench/engines.sh
 
-[ "$(id -u)" = 0 ] || { echo "run me as root" >&2; exit 1; }
-need_packages "${BUILD_PACKAGES[@]}" busybox-static python3 iproute2 procps util-linux nftables
-need_packages_no_start docker.io containerd runc podman conmon
+bench_prelude podman conmon
 
 export ROUNDS=${ROUNDS:-20} WARMUP=${WARMUP:-3} STARTS=${STARTS:-50}
 OUT=${OUT:-$REPO/bench/results/engine-$(date +%Y%m%d-%H%M%S).md}
 mkdir -p "$(dirname "$OUT")"
 OUT=$(realpath -m "$OUT")
 
-echo "==> release build (berthd, berth; berth-runtime and berth-shim as installed)" >&2
-cargo build --release --quiet -p berthd -p berth-cli
-helpers=$(build_static_helpers)
-target=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-
-IT_TMP=$(mktemp -d /tmp/berth-bench-engine.XXXXXX)
-chmod 755 "$IT_TMP"
-export IT_TMP
-IT_DIR=$REPO/tests/interop
-. "$IT_DIR/lib.sh"
-# The peers run their usual runtime (runc), not berth-runtime.
-BERTH_RUNTIME=$(command -v runc)
-IMAGE_TAR=$IT_TMP/busybox.tar
-. "$IT_DIR/docker.sh"
+bench_build
+bench_tmp engine
 . "$IT_DIR/podman.sh"
-cd "$IT_TMP"
-
-finish() {
-    local rc=$?
-    set +e
-    say "cleaning up"
-    cleanup_all
-    rm -rf "$IT_TMP"
-    exit "$rc"
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-on_cleanup "stop_stragglers '$IT_TMP'; unmount_below '$IT_TMP'"
-on_cleanup "remove_cgroup_tree '$DK_CGROUP'; remove_cgroup_tree '$PM_CGROUP'"
-
-make_busybox_tar "$IMAGE_TAR"
-
-# berthd: its own roots, socket, bridge, nft table and cgroup parent.
-BT=$IT_TMP/berth
-mkdir -p "$BT/bin"
-for b in "$target/release/berthd" "$target/release/berth" "$helpers/berth-runtime" "$helpers/berth-shim"; do
-    cp "$b" "$BT/bin/"
-done
-tag=$$
-BRIDGE=bbench$((tag % 100000))
-NFT=berth-bench-$tag
-BT_CGROUP=berth-bench-$tag
-"$BT/bin/berthd" --data-root "$BT/data" --exec-root "$BT/run" -H "unix://$BT/berth.sock" \
-    --pidfile "$BT/berthd.pid" --bridge "$BRIDGE" --nft-table "$NFT" \
-    --cgroup-parent "/$BT_CGROUP" >"$BT/berthd.log" 2>&1 &
-BERTHD_PID=$!
-on_cleanup "remove_cgroup_tree '$BT_CGROUP'; ip link del '$BRIDGE' 2>/dev/null; nft delete table ip '$NFT' 2>/dev/null; true"
-on_cleanup "stop_daemon $BERTHD_PID berthd 30"
-export BERTH_HOST=unix://$BT/berth.sock
-on_cleanup "'$BT/bin/berth' rm -f \$('$BT/bin/berth' ps -aq) >/dev/null 2>&1; true"
-wait_until 30 "$BT/bin/berth" version >/dev/null || { tail "$BT/berthd.log"; exit 1; }
-"$BT/bin/berth" import "$IMAGE_TAR" busybox:bench >/dev/null
+on_cleanup "remove_cgroup_tree '$PM_CGROUP'"
+bench_berthd engine
 
 say "docker: private dockerd + containerd under $DK"
 docker_up

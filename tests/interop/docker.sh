@@ -55,7 +55,12 @@ EOF
     }
 
     # dockerd: its own data/exec roots, socket, pid file and config file (no /etc/docker),
-    # no bridge, no iptables/ip-forward/masquerading changes, no userland proxy.
+    # no bridge, no iptables/ip-forward/masquerading changes, no userland proxy. (A caller
+    # may set DK_NET to other network flags, e.g. a bridge of its own: bench/network.)
+    if [ -z "${DK_NET+x}" ]; then
+        DK_NET=(--bridge=none --iptables=false --ip6tables=false --ip-masq=false
+            --ip-forward=false --userland-proxy=false)
+    fi
     echo "{\"deprecated-key-path\": \"$DK/key.json\"}" >"$DK/daemon.json"
     TMPDIR="$DK/tmp" dockerd \
         --config-file "$DK/daemon.json" \
@@ -64,8 +69,7 @@ EOF
         --pidfile "$DK/dockerd.pid" \
         -H "unix://$DK/docker.sock" \
         --containerd "$DK/containerd/containerd.sock" \
-        --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
-        --userland-proxy=false \
+        "${DK_NET[@]}" \
         --exec-opt native.cgroupdriver=cgroupfs \
         --cgroup-parent "/$DK_CGROUP" \
         --add-runtime "berth=$BERTH_RUNTIME" \
