@@ -271,8 +271,10 @@ fn racing_symlink_swaps_stay_inside() {
     // What the escape targets would hold if followed on the host.
     let sub = f.root.join("data/sub");
     let stop = Arc::new(AtomicBool::new(false));
+    let swapped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let racer = {
         let stop = stop.clone();
+        let swapped = swapped.clone();
         let sub = sub.clone();
         let outside = f.outside.clone();
         let parked = f.root.join("data/parked");
@@ -293,6 +295,7 @@ fn racing_symlink_swaps_stay_inside() {
                     let _ = std::fs::remove_file(&sub);
                     let _ = std::fs::rename(&parked, &sub);
                     swaps += 1;
+                    swapped.store(swaps, Ordering::Relaxed);
                 }
             }
             swaps
@@ -312,9 +315,14 @@ fn racing_symlink_swaps_stay_inside() {
     b.append_data(&mut h, "sub/etc/dropped", &b"drop"[..])
         .unwrap();
     let upload = b.into_inner().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    // At least 4 s of racing, and (on a loaded machine, where the racer gets little CPU)
+    // on until it has swapped a few times, within a minute.
+    let start = std::time::Instant::now();
     let (mut reads, mut writes) = (0, 0);
-    while std::time::Instant::now() < deadline {
+    while start.elapsed() < std::time::Duration::from_secs(4)
+        || (swapped.load(Ordering::Relaxed) <= 10
+            && start.elapsed() < std::time::Duration::from_secs(60))
+    {
         for p in [
             "/data/sub/b",
             "/data/sub/",

@@ -138,12 +138,23 @@ fn nft_rules(d: &Daemon) -> usize {
     .count()
 }
 
-/// Links on the host whose name starts like the veths and bridges berth makes.
-fn host_links() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
+/// This daemon's bridges (one state directory each) and the links attached to each: other
+/// test daemons' links come and go meanwhile, so only ours are compared.
+fn own_links(d: &Daemon) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = std::fs::read_dir(d.data_root().join("network"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|b| {
+            let ports = run(
+                std::process::Command::new("ip").args(["-o", "link", "show", "master", &b]),
+                None,
+            )
+            .stdout
+            .lines()
+            .count();
+            (b, ports)
+        })
         .collect();
     v.sort();
     v
@@ -172,7 +183,8 @@ fn a_thousand_networked_cycles_leave_nothing() {
         "600",
     ])
     .ok();
-    let links0 = host_links();
+    let links0 = own_links(&d);
+    assert_eq!(links0.len(), 2, "{links0:?}");
     let rules0 = nft_rules(&d);
     let cycle = |n: usize| {
         let body = if n.is_multiple_of(2) {
@@ -201,7 +213,7 @@ fn a_thousand_networked_cycles_leave_nothing() {
     for n in 0..1000 {
         cycle(n);
     }
-    assert_eq!(host_links(), links0, "links left on the host");
+    assert_eq!(own_links(&d), links0, "links left on the bridges");
     assert_eq!(nft_rules(&d), rules0, "nft rules left in {}", d.table);
     let ps = d.docker(&["ps", "-aq"]).ok().stdout;
     assert_eq!(ps.lines().count(), 1, "{ps}");
