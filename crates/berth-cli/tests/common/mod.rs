@@ -10,14 +10,14 @@
 //! its state. Nothing survives the last test.
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod lease;
+
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const BASE: &str = "/tmp/berth-cli-tests";
 pub const IMAGE: &str = "busybox:latest";
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
@@ -27,74 +27,20 @@ pub struct Daemon {
     _lease: File,
 }
 
-fn flock(f: &File, op: i32) {
-    // SAFETY: flock on a descriptor we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), op) };
-    assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
-}
-
-fn ping(sock: &Path) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut b = [0u8; 12];
-    s.read_exact(&mut b).is_ok() && &b[9..12] == b"200"
-}
-
 /// The shared daemon (started on first use).
 pub fn daemon() -> &'static Daemon {
     static D: OnceLock<Daemon> = OnceLock::new();
     D.get_or_init(|| {
-        let base = PathBuf::from(BASE);
-        std::fs::create_dir_all(&base).unwrap();
-        let start = File::create(base.join("start.lock")).unwrap();
-        flock(&start, libc::LOCK_EX);
-        let lease = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(base.join("lease"))
-            .unwrap();
-        flock(&lease, libc::LOCK_SH);
-        let sock = base.join("run/docker.sock");
-        if !ping(&sock) {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dockerd-watchdog.sh");
-            // setsid --fork: the watchdog outlives this process in its own session.
-            let st = Command::new("setsid")
-                .arg("--fork")
-                .arg(&script)
-                .arg(&base)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("start dockerd watchdog");
-            assert!(st.success(), "setsid failed");
-            let t0 = Instant::now();
-            while !ping(&sock) {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(120),
-                    "dockerd did not come up; log:\n{}",
-                    std::fs::read_to_string(base.join("dockerd.log")).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        let l = lease::acquire();
         let d = Daemon {
-            host: format!("unix://{}", sock.display()),
-            base,
-            _lease: lease,
+            host: l.host,
+            base: l.base,
+            _lease: l.lease,
         };
         if !docker(&d, &["image", "inspect", IMAGE]).status.success() {
             import_busybox(&d);
         }
-        drop(start);
+        drop(l.start);
         d
     })
 }
