@@ -38,7 +38,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use berth_snapshot::{ApplyOptions, Compression};
 use berth_store::ImageRecord;
-use berth_store::db::{IMAGES, TAGS};
+use berth_store::db::TAGS;
 use berth_types::{Algorithm, Digest, Hasher, Reference};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -522,15 +522,7 @@ impl LoadCtx<'_> {
         }
         let store = self.store;
         let _gc = store.gc_guard();
-        store.db().write(|tx| {
-            for (rec, tags) in &records {
-                tx.put(&IMAGES, rec.id.as_str(), rec)?;
-                for t in tags {
-                    tx.put(&TAGS, &tag_key(t), &rec.id)?;
-                }
-            }
-            Ok::<_, berth_store::Error>(())
-        })?;
+        store.publish(&records)?;
         let out: Vec<LoadedImage> = records
             .into_iter()
             .map(|(rec, tags)| LoadedImage { id: rec.id, tags })

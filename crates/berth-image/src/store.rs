@@ -191,6 +191,21 @@ impl ImageStore {
         }
     }
 
+    /// Records images and points their tags at them, all in one transaction: how import,
+    /// commit and load make what they built visible.
+    pub(crate) fn publish(&self, images: &[(ImageRecord, Vec<Reference>)]) -> Result<()> {
+        self.db.write(|tx| {
+            for (rec, tags) in images {
+                tx.put(&IMAGES, rec.id.as_str(), rec)?;
+                for t in tags {
+                    tx.put(&TAGS, &tag_key(t), &rec.id)?;
+                }
+            }
+            Ok::<_, berth_store::Error>(())
+        })?;
+        Ok(())
+    }
+
     pub(crate) fn gc_guard(&self) -> MutexGuard<'_, ()> {
         self.gc_lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -364,13 +379,7 @@ impl ImageStore {
                 .map(|c| c.labels.clone())
                 .unwrap_or_default(),
         };
-        self.db.write(|tx| {
-            tx.put(&IMAGES, id.as_str(), &record)?;
-            if let Some(r) = &opts.reference {
-                tx.put(&TAGS, &tag_key(r), &id)?;
-            }
-            Ok::<_, berth_store::Error>(())
-        })?;
+        self.publish(&[(record, opts.reference.iter().cloned().collect())])?;
         info!(id = %id, reference = ?opts.reference.as_ref().map(|r| r.familiar()), "image imported");
         self.inspect(id.as_str())
     }
@@ -586,13 +595,7 @@ impl ImageStore {
                 .map(|c| c.labels.clone())
                 .unwrap_or_default(),
         };
-        self.db.write(|tx| {
-            tx.put(&IMAGES, id.as_str(), &record)?;
-            if let Some(r) = &opts.reference {
-                tx.put(&TAGS, &tag_key(r), &id)?;
-            }
-            Ok::<_, berth_store::Error>(())
-        })?;
+        self.publish(&[(record, opts.reference.iter().cloned().collect())])?;
         info!(id = %id, reference = ?opts.reference.as_ref().map(|r| r.familiar()), "image committed");
         self.inspect(id.as_str())
     }
