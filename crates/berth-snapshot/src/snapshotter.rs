@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -677,21 +677,7 @@ impl Snapshotter {
     /// until the walk ends), so nothing stays mounted whatever happens to the writer.
     pub fn export<W: Write>(&self, key: &str, w: W) -> Result<DiffResult> {
         let mounts = self.readonly_mounts(key)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("export-")
-            .tempdir_in(&self.root)
-            .ctx(|| format!("creating a scratch directory in {}", self.root.display()))?;
-        let target = scratch.path();
-        mount::mount_all(&mounts, target)?;
-        let opened = fsutil::open_dir_path(target).ctx(|| format!("opening {}", target.display()));
-        let detached = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)
-            .ctx(|| format!("detaching {}", target.display()));
-        if detached.is_err() {
-            let _ = mount::unmount(target);
-        }
-        let root = opened?;
-        detached?;
-        drop(scratch);
+        let root = self.mount_detached(&mounts, "export-")?;
         diff::write_tree(root.as_fd(), w)
     }
 
@@ -706,12 +692,20 @@ impl Snapshotter {
         } else {
             self.readonly_mounts(key)?
         };
+        let root = self.mount_detached(&mounts, "cp-")?;
+        Ok(crate::Tree::from_fd(root, false))
+    }
+
+    /// Mounts `mounts` in a scratch directory under the root (named `prefix…`), opens it and
+    /// detaches the mount at once: the returned descriptor is the only way to the tree, and
+    /// nothing stays mounted once it is dropped, whatever happens to its user.
+    fn mount_detached(&self, mounts: &[Mount], prefix: &str) -> Result<OwnedFd> {
         let scratch = tempfile::Builder::new()
-            .prefix("cp-")
+            .prefix(prefix)
             .tempdir_in(&self.root)
             .ctx(|| format!("creating a scratch directory in {}", self.root.display()))?;
         let target = scratch.path();
-        mount::mount_all(&mounts, target)?;
+        mount::mount_all(mounts, target)?;
         let opened = fsutil::open_dir_path(target).ctx(|| format!("opening {}", target.display()));
         let detached = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)
             .ctx(|| format!("detaching {}", target.display()));
@@ -721,7 +715,7 @@ impl Snapshotter {
         let root = opened?;
         detached?;
         drop(scratch);
-        Ok(crate::Tree::from_fd(root, false))
+        Ok(root)
     }
 
     fn dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
