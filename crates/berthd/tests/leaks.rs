@@ -119,14 +119,6 @@ fn three_hundred_run_rm_cycles_leave_nothing() {
     );
 }
 
-/// A /24 no other test daemon uses (derived from this daemon's unique table name).
-fn own_subnet(d: &Daemon) -> String {
-    let h: u32 = d.table.bytes().fold(2166136261u32, |a, b| {
-        (a ^ u32::from(b)).wrapping_mul(16777619)
-    });
-    format!("10.{}.{}.0/24", 100 + h % 100, 201 + (h >> 8) % 50)
-}
-
 /// Rules in the daemon's nft table.
 fn nft_rules(d: &Daemon) -> usize {
     run(
@@ -167,7 +159,7 @@ fn own_links(d: &Daemon) -> Vec<(String, usize)> {
 fn a_thousand_networked_cycles_leave_nothing() {
     let d = Daemon::start();
     d.busybox();
-    let sub = own_subnet(&d);
+    let (sub, _) = d.own_subnet(0);
     d.docker(&["network", "create", "--subnet", &sub, "cyc"])
         .ok();
     // A long-lived container on the network: its lookups show what DNS still knows.

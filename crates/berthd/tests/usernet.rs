@@ -15,14 +15,8 @@ fn inspect(d: &Daemon, what: &[&str]) -> Value {
     serde_json::from_str::<Value>(&out.stdout).unwrap()[0].clone()
 }
 
-/// A /24 no other test daemon uses: derived from this daemon's (unique) table name.
 fn subnet(d: &Daemon, n: u8) -> (String, String) {
-    let h: u32 = d.table.bytes().fold(2166136261u32, |a, b| {
-        (a ^ u32::from(b)).wrapping_mul(16777619)
-    });
-    let b = 100 + (h % 100) as u8;
-    let c = ((h >> 8) % 200) as u8 + n;
-    (format!("10.{b}.{c}.0/24"), format!("10.{b}.{c}"))
+    d.own_subnet(n)
 }
 
 fn net_bridge(d: &Daemon, name: &str) -> String {

@@ -199,6 +199,17 @@ impl Daemon {
     }
 
     /// This daemon's own parent cgroup, removed when the daemon is dropped.
+    /// A /24 no other test daemon uses, derived from this daemon's (unique) table name, for
+    /// user networks: (`10.b.c.0/24`, `10.b.c`), `n` picking one of several.
+    pub fn own_subnet(&self, n: u8) -> (String, String) {
+        let h: u32 = self.table.bytes().fold(2166136261u32, |a, b| {
+            (a ^ u32::from(b)).wrapping_mul(16777619)
+        });
+        let b = 100 + (h % 100) as u8;
+        let c = ((h >> 8) % 200) as u8 + n;
+        (format!("10.{b}.{c}.0/24"), format!("10.{b}.{c}"))
+    }
+
     pub fn cgroup_parent(&self) -> String {
         format!("/{}", self.table)
     }
