@@ -418,9 +418,14 @@ impl Engine {
     pub(crate) async fn finish_exit(&self, ctr: &Arc<Ctr>, exit: Option<(i64, String)>) {
         let oom = crate::stats::oom_killed(&ctr.record());
         self.detach_network(ctr).await;
+        // The runtime's delete (cgroups, state) and the rootfs unmount are independent once
+        // the container's processes are gone: run them side by side.
+        let rootfs = self.bundle_dir(&ctr.id).join("rootfs");
+        let unmount = tokio::task::spawn_blocking(move || berth_snapshot::unmount(&rootfs));
         if let Some(shim) = ctr.shim() {
             let _ = tokio::task::spawn_blocking(move || shim.delete()).await;
         }
+        let _ = unmount.await;
         ctr.set_shim(None);
         self.teardown_files(&ctr.id);
         let (code, at) = exit.unwrap_or((255, clock::now_rfc3339()));
@@ -432,7 +437,12 @@ impl Engine {
             r.state.finished_at = at;
             r.clone()
         });
-        if let Err(e) = self.persist(&rec) {
+        // A `--rm` container's record is deleted right after this (`after_exit`); storing
+        // its exit first would cost a commit (an fsync) on the path of every `run --rm`. If
+        // the daemon dies in between, its restart finds the container dead and removes it.
+        if rec.host_config.auto_remove != Some(true)
+            && let Err(e) = self.persist(&rec)
+        {
             tracing::error!("{e}");
         }
         if oom {

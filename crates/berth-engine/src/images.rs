@@ -98,11 +98,25 @@ impl Images {
         })
     }
 
-    /// Creates the container's writable snapshot on top of the image.
-    pub fn prepare_rootfs(&self, image_id: &str, key: &str, _container: &str) -> Result<(), Error> {
-        let d = Digest::parse(image_id)
-            .map_err(|e| Error::invalid_parameter(format!("image id {image_id}: {e}")))?;
-        self.store.prepare_rootfs(&d, key).map(|_| ()).map_err(err)
+    /// The image's id as a digest, for [`berth_image::ImageStore::reserve_rootfs`] in the
+    /// transaction that creates the container's record.
+    pub fn image_digest(image_id: &str) -> Result<Digest, Error> {
+        Digest::parse(image_id)
+            .map_err(|e| Error::invalid_parameter(format!("image id {image_id}: {e}")))
+    }
+
+    /// Creates the container's writable snapshot, reserved in the transaction that created
+    /// its record.
+    pub fn create_rootfs(&self, image: &Digest, key: &str) -> Result<(), Error> {
+        self.store
+            .create_rootfs(image, key)
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    /// Removes a container's snapshot whose reference was deleted with its record.
+    pub fn remove_rootfs(&self, key: &str) -> Result<(), Error> {
+        self.store.remove_rootfs(key).map_err(err)
     }
 
     /// The mounts of a container's root filesystem.

@@ -120,7 +120,12 @@ impl Engine {
             name: name.clone(),
             data,
         };
-        self.inner.db.write(|tx| tx.create_container(&cr)).map_err(|e: berth_store::Error| {
+        let image_digest = crate::images::Images::image_digest(&image.id)?;
+        // The record and its snapshot's reference commit together: one fsync.
+        self.inner.db.write(|tx| {
+            tx.create_container(&cr)?;
+            berth_image::ImageStore::reserve_rootfs(tx, &image_digest, &rec.snapshot_key)
+        }).map_err(|e: berth_store::Error| {
             self.remove_new_volumes(&new_volumes);
             if matches!(e, berth_store::Error::NameInUse { .. }) {
                 let other = self.inner.db.read(|tx| tx.container_by_name(&name)).ok().flatten().unwrap_or_default();
@@ -140,7 +145,7 @@ impl Engine {
         };
         self.inner
             .images
-            .prepare_rootfs(&image.id, &rec.snapshot_key, &id)
+            .create_rootfs(&image_digest, &rec.snapshot_key)
             .map_err(undo)?;
         crate::bundle::write_etc_files(&rec).map_err(undo)?;
         let ctr = Arc::new(Ctr {
@@ -647,19 +652,27 @@ impl Engine {
         let engine = self.clone();
         let id = ctr.id.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<(), Error> {
-            engine.inner.images.release_rootfs(&key)?;
-            match std::fs::remove_dir_all(&data) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::system(format!("removing {}: {e}", data.display()))),
-            }
+            // The record and its snapshot's reference go in one commit (one fsync); the files
+            // follow, and whatever a crash or failure leaves of them is unreferenced, so
+            // garbage collection removes it.
             engine
                 .inner
                 .db
-                .write(|tx| tx.delete_container(&id))
+                .write(|tx| {
+                    tx.delete_container(&id)?;
+                    tx.delete(&berth_store::db::SNAPSHOTS, &key)
+                })
                 .map_err(|e: berth_store::Error| {
                     Error::system(format!("removing container {id}: {e}"))
                 })?;
+            if let Err(e) = engine.inner.images.remove_rootfs(&key) {
+                tracing::warn!("container {id}: removing its snapshot {key}: {e}");
+            }
+            if let Err(e) = std::fs::remove_dir_all(&data)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("container {id}: removing {}: {e}", data.display());
+            }
             Ok(())
         })
         .await

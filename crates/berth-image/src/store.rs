@@ -839,35 +839,57 @@ impl ImageStore {
     /// active snapshot `key`, recorded in the DB so garbage collection keeps it and the image's
     /// layers. Returns the mounts that make it (see `berth_snapshot::mount_all`).
     pub fn prepare_rootfs(&self, image: &Digest, key: &str) -> Result<Vec<Mount>> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let rec = self.db.write(|tx| {
-            let rec = tx
-                .get(&IMAGES, image.as_str())?
-                .ok_or_else(|| Error::NotFound(image.to_string()))?;
-            tx.insert_new(
-                &SNAPSHOTS,
-                key,
-                &SnapshotRef {
-                    owner: format!("container:{key}"),
-                    created: now,
-                },
-            )?;
-            Ok::<_, Error>(rec)
-        })?;
-        match self
-            .snapshots
-            .prepare(key, rec.top_snapshot().map(Digest::as_str))
-        {
+        self.db.write(|tx| Self::reserve_rootfs(tx, image, key))?;
+        match self.create_rootfs(image, key) {
             Ok(m) => Ok(m),
             Err(e) => {
                 if let Err(e2) = self.db.write(|tx| tx.delete(&SNAPSHOTS, key)) {
                     warn!(key, error = %e2, "cannot drop snapshot reference");
                 }
-                Err(e.into())
+                Err(e)
             }
         }
+    }
+
+    /// The database half of [`ImageStore::prepare_rootfs`], in the caller's transaction:
+    /// checks that `image` exists and records that snapshot `key` is wanted, so the engine
+    /// commits a container's record and its snapshot's reference together (one fsync). Follow
+    /// it with [`ImageStore::create_rootfs`].
+    pub fn reserve_rootfs(
+        tx: &mut berth_store::WriteTx,
+        image: &Digest,
+        key: &str,
+    ) -> berth_store::Result<()> {
+        if !tx.contains(&IMAGES, image.as_str())? {
+            return Err(berth_store::Error::NotFound {
+                table: IMAGES.name(),
+                key: image.to_string(),
+            });
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tx.insert_new(
+            &SNAPSHOTS,
+            key,
+            &SnapshotRef {
+                owner: format!("container:{key}"),
+                created: now,
+            },
+        )
+    }
+
+    /// The snapshot half of [`ImageStore::prepare_rootfs`]: creates the writable snapshot `key`
+    /// on `image`, whose reference [`ImageStore::reserve_rootfs`] committed. On error the
+    /// caller drops the reference.
+    pub fn create_rootfs(&self, image: &Digest, key: &str) -> Result<Vec<Mount>> {
+        let rec = self
+            .db
+            .read(|tx| tx.get(&IMAGES, image.as_str()))?
+            .ok_or_else(|| Error::NotFound(image.to_string()))?;
+        Ok(self
+            .snapshots
+            .prepare(key, rec.top_snapshot().map(Digest::as_str))?)
     }
 
     /// The mounts of container `key`'s root filesystem (made by
@@ -892,6 +914,29 @@ impl ImageStore {
             Err(e) => return Err(e.into()),
         }
         self.db.write(|tx| tx.delete(&SNAPSHOTS, key))?;
+        self.remove_orphaned_parents(parent)
+    }
+
+    /// [`ImageStore::release_rootfs`] for a caller that already deleted the snapshot's
+    /// reference in its own transaction (with the container's record: one fsync): removes the
+    /// snapshot and the image snapshots under it that nothing needs any more. Missing pieces
+    /// are not an error; what a failure leaves, garbage collection removes.
+    pub fn remove_rootfs(&self, key: &str) -> Result<()> {
+        let parent = match self.snapshots.stat(key) {
+            Ok(info) => info.parent,
+            Err(berth_snapshot::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match self.snapshots.remove(key) {
+            Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.remove_orphaned_parents(parent)
+    }
+
+    /// Removes the chain of image snapshots from `parent` down while no image, container or
+    /// lease needs them (an image removed while a container still used it).
+    fn remove_orphaned_parents(&self, parent: Option<String>) -> Result<()> {
         let _gc = self.gc_guard();
         let roots = self.db.gc_roots()?;
         let mut next = parent;

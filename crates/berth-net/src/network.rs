@@ -332,7 +332,9 @@ impl Network {
                 return Ok(a.clone());
             }
             // Recorded but its veth is gone (the namespace died): start afresh.
-            nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
+            if !a.ports.is_empty() {
+                nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
+            }
             st.containers.remove(container_id);
         }
         let taken: BTreeSet<Ipv4Addr> = st.containers.values().map(|a| a.ip).collect();
@@ -361,24 +363,30 @@ impl Network {
                 .ok_or_else(|| Error::PoolExhausted(self.subnet.to_string()))?,
         };
         // Conflicts with bindings berth already made (this network's, and any other network's
-        // sharing the table) are refused before touching anything.
-        let mut in_use: Vec<(String, PortBinding)> = st
-            .containers
-            .iter()
-            .flat_map(|(id, a)| a.ports.iter().map(move |p| (id.clone(), *p)))
-            .collect();
-        in_use.extend(nft::published_ports(&self.cfg.table)?);
-        for (i, p) in ports.iter().enumerate() {
-            if let Some((who, q)) = in_use.iter().find(|(_, q)| p.conflicts(q)) {
-                return Err(port_in_use(
-                    p,
-                    &format!("already published as {q} by container {who}"),
-                ));
+        // sharing the table) are refused before touching anything. A container publishing
+        // nothing has nothing to check and no rule to add: its attach never runs `nft`.
+        let resolved = if ports.is_empty() {
+            Vec::new()
+        } else {
+            let mut in_use: Vec<(String, PortBinding)> = st
+                .containers
+                .iter()
+                .flat_map(|(id, a)| a.ports.iter().map(move |p| (id.clone(), *p)))
+                .collect();
+            in_use.extend(nft::published_ports(&self.cfg.table)?);
+            for (i, p) in ports.iter().enumerate() {
+                if let Some((who, q)) = in_use.iter().find(|(_, q)| p.conflicts(q)) {
+                    return Err(port_in_use(
+                        p,
+                        &format!("already published as {q} by container {who}"),
+                    ));
+                }
+                if let Some(q) = ports[..i].iter().find(|q| p.conflicts(q)) {
+                    return Err(port_in_use(p, &format!("requested twice (also as {q})")));
+                }
             }
-            if let Some(q) = ports[..i].iter().find(|q| p.conflicts(q)) {
-                return Err(port_in_use(p, &format!("requested twice (also as {q})")));
-            }
-        }
+            resolve_ports(ports, &in_use)?
+        };
         let o = u32::from(ip).to_be_bytes();
         let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
         let attachment = Attachment {
@@ -388,37 +396,32 @@ impl Network {
             mac,
             veth: veth.clone(),
             ifname: opts.ifname.clone(),
-            ports: Vec::new(),
+            ports: resolved,
         };
-        // Record first, so a crash in the middle leaves something detach can clean.
+        // Record first, ports included, so a crash in the middle leaves something detach can
+        // clean: rules exist only for attachments whose record lists ports.
         st.containers
             .insert(container_id.to_string(), attachment.clone());
         self.save(&st)?;
         let result = (|| {
             self.plumb(&mut host, &veth, netns, ip, o, opts)?;
-            let resolved = resolve_ports(ports, &in_use)?;
             nft::add_ports(
                 &self.cfg.table,
                 &self.cfg.bridge,
                 container_id,
                 ip,
-                &resolved,
-            )?;
-            Ok(resolved)
+                &attachment.ports,
+            )
         })();
         match result {
-            Ok(resolved) => {
-                let a = Attachment {
-                    ports: resolved,
-                    ..attachment
-                };
-                st.containers.insert(container_id.to_string(), a.clone());
-                self.save(&st)?;
+            Ok(()) => {
                 tracing::debug!(container = container_id, %ip, "attached");
-                Ok(a)
+                Ok(attachment)
             }
             Err(e) => {
-                let _ = nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id);
+                if !attachment.ports.is_empty() {
+                    let _ = nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id);
+                }
                 let _ = host.delete_link(&veth);
                 st.containers.remove(container_id);
                 let _ = self.save(&st);
@@ -465,15 +468,23 @@ impl Network {
         check_container_id(container_id)?;
         let _lock = self.lock()?;
         let mut st = self.load_required()?;
-        self.teardown(container_id)?;
+        let published = st
+            .containers
+            .get(container_id)
+            .is_some_and(|a| !a.ports.is_empty());
+        self.teardown(container_id, published)?;
         if st.containers.remove(container_id).is_some() {
             self.save(&st)?;
         }
         Ok(())
     }
 
-    fn teardown(&self, container_id: &str) -> Result<(), Error> {
-        nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
+    /// Removes a container's veth, and its rules when its record lists published ports
+    /// (attach records the ports before it adds any rule).
+    fn teardown(&self, container_id: &str, published: bool) -> Result<(), Error> {
+        if published {
+            nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
+        }
         Netlink::open()?.delete_link(&self.veth_name(container_id))
     }
 
@@ -482,8 +493,8 @@ impl Network {
     pub fn destroy(self) -> Result<(), Error> {
         let _lock = self.lock()?;
         if let Some(st) = self.load()? {
-            for id in st.containers.keys() {
-                self.teardown(id)?;
+            for (id, a) in &st.containers {
+                self.teardown(id, !a.ports.is_empty())?;
             }
         }
         nft::remove_network(&self.cfg.table, &self.cfg.bridge)?;
@@ -560,7 +571,9 @@ impl Network {
         let mut tmp =
             tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| state_err(&path, e))?;
         tmp.write_all(&data).map_err(|e| state_err(&path, e))?;
-        tmp.as_file().sync_all().map_err(|e| state_err(&path, e))?;
+        // Not fsynced: the state mirrors kernel objects (veths, addresses, rules) that a host
+        // crash takes away with the containers, and the rename alone is atomic for a daemon
+        // killed mid-write. An fsync here cost every attach and detach a journal commit.
         tmp.persist(&path).map_err(|e| state_err(&path, e.error))?;
         Ok(())
     }

@@ -577,18 +577,22 @@ pub(crate) fn path_bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
-/// fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes `data` to `path` atomically: a temporary file in the same directory, rename; with
+/// `durable`, the file is fsynced before the rename and the directory after it.
+pub(crate) fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()?;
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -226,6 +226,22 @@ impl Snapshotter {
         Ok(out)
     }
 
+    /// [`Snapshotter::update`] without waiting for the disk, for changes a host crash may
+    /// lose at no cost: a removal, which the orphan sweep at the next open finishes (the
+    /// directory is gone or goes) or garbage collection redoes (the record comes back
+    /// unreferenced).
+    fn update_volatile<T>(
+        &self,
+        st: &mut MutexGuard<'_, Metadata>,
+        change: impl FnOnce(&mut Metadata) -> Result<T>,
+    ) -> Result<T> {
+        let mut next = (**st).clone();
+        let out = change(&mut next)?;
+        self.store.save_volatile(&next)?;
+        **st = next;
+        Ok(out)
+    }
+
     fn dir(&self, id: u64) -> PathBuf {
         self.snapshots.join(id.to_string())
     }
@@ -269,14 +285,14 @@ impl Snapshotter {
                 }
             }
         };
+        // The id is reserved in memory only; the record below stores the new `next_id`. An id
+        // lost in a crash may be handed out again, which is harmless: the open after the crash
+        // sweeps directories no record names before anything is created.
         let (id, parent_id) = {
             let mut st = self.lock();
             let parent_id = check(&st)?;
-            let id = self.update(&mut st, |m| {
-                let id = m.next_id;
-                m.next_id += 1;
-                Ok(id)
-            })?;
+            let id = st.next_id;
+            st.next_id += 1;
             (id, parent_id)
         };
         let dir = self.dir(id);
@@ -457,7 +473,7 @@ impl Snapshotter {
     pub fn remove(&self, key: &str) -> Result<()> {
         let id = {
             let mut st = self.lock();
-            self.update(&mut st, |m| {
+            self.update_volatile(&mut st, |m| {
                 let children: Vec<&String> = m
                     .snapshots
                     .iter()

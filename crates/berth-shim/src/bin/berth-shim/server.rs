@@ -277,7 +277,10 @@ fn resize(fd: Option<&OwnedFd>, height: u16, width: u16, what: &str) -> Result<(
     rustix::termios::tcsetwinsize(fd, ws).map_err(|e| format!("resizing the tty of {what}: {e}"))
 }
 
-/// Writes `data` to `path` atomically (temporary file, fsync, rename).
+/// Writes `data` to `path` atomically (temporary file, rename). Not fsynced: the file lives
+/// in the exec root (tmpfs on most hosts) and only has to outlive the daemon, not the machine;
+/// after a host crash the container is gone anyway, and an fsync here sat on the path of every
+/// `run --rm` between the container's exit and the daemon learning of it.
 fn write_atomic(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -289,7 +292,6 @@ fn write_atomic(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
 
