@@ -124,6 +124,23 @@ fn log_lines_streams_partials_and_times() {
 }
 
 #[test]
+fn a_burst_right_before_exit_is_all_in_the_log() {
+    // 10000 lines (~0.7 MB of json, within the writer pipe's buffer) written as fast as the
+    // container can, then exit: `delete` returns only once the writer thread has written
+    // every one of them, in order.
+    let mut f = Fixture::new("burst", &["sh", "-c", "seq 1 10000"]);
+    let shim = f.spawn();
+    shim.start().unwrap();
+    assert_eq!(wait_exit(&shim).exit_code, 0);
+    f.delete(&shim);
+    let entries = f.log_entries();
+    let want: String = (1..=10000).map(|i| format!("{i}\n")).collect();
+    let got = log_text(&entries, "stdout");
+    assert_eq!(entries.len(), 10000, "one entry per line");
+    assert!(got == want, "the log lost or reordered lines");
+}
+
+#[test]
 fn log_rotation() {
     let mut f = Fixture::new(
         "rotate",
