@@ -7,9 +7,9 @@
 #   bench_tmp NAME               a private work dir IT_TMP with the interop checks' helpers
 #                                (tests/interop/lib.sh, docker.sh) loaded, clean-up on exit,
 #                                and a busybox image tar at IMAGE_TAR
-#   bench_berthd NAME            a private release berthd (own roots, socket, bridge, nft table,
-#                                cgroup parent) with busybox:bench imported: sets BT,
-#                                BERTHD_PID, BERTH_HOST
+#   bench_berthd NAME [DIR]      a private release berthd (own roots, socket, bridge, nft table,
+#                                cgroup parent) under $IT_TMP/DIR (default berth) with
+#                                busybox:bench imported: sets BT, BERTHD_PID, BERTH_HOST
 
 # Root check and the packages every engine benchmark needs, plus "$@" (peers' packages,
 # installed without starting their services).
@@ -56,7 +56,7 @@ bench_finish() {
 
 bench_berthd() {
     local tag=$$ b
-    BT=$IT_TMP/berth
+    BT=$IT_TMP/${2:-berth}
     mkdir -p "$BT/bin"
     for b in "$TARGET/release/berthd" "$TARGET/release/berth" "$HELPERS/berth-runtime" "$HELPERS/berth-shim"; do
         cp "$b" "$BT/bin/"
@@ -69,7 +69,7 @@ bench_berthd() {
     on_cleanup "remove_cgroup_tree '$cg'; ip link del '$bridge' 2>/dev/null; nft delete table ip '$nft' 2>/dev/null; true"
     on_cleanup "stop_daemon $BERTHD_PID berthd 30"
     export BERTH_HOST=unix://$BT/berth.sock
-    on_cleanup "'$BT/bin/berth' rm -f \$('$BT/bin/berth' ps -aq) >/dev/null 2>&1; true"
+    on_cleanup "export BERTH_HOST='$BERTH_HOST'; '$BT/bin/berth' rm -f \$('$BT/bin/berth' ps -aq) >/dev/null 2>&1; true"
     wait_until 30 "$BT/bin/berth" version >/dev/null || { tail "$BT/berthd.log"; return 1; }
     "$BT/bin/berth" import "$IMAGE_TAR" busybox:bench >/dev/null
 }

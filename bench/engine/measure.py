@@ -194,8 +194,9 @@ def main():
     out("|---|---|---|---|")
     ex = E["BERTH_EXEC_ROOT"]
     shims = pids_of([ex], "berth-shim")
-    # Each container has its shim and the shim's log writer (a forked child, same binary).
-    mem_line("berth-shim (shims and their log writers)", shims, per=max(len(shims), 1))
+    # One shim process per container (its log writer is a thread; older shims forked a
+    # writer process from the same binary, which this count would include).
+    mem_line("berth-shim", shims, per=max(len(shims), 1))
     dk_shims = pids_of([E["DK_ROOT"]], "containerd-shim-runc-v2")
     mem_line("containerd-shim-runc-v2", dk_shims, per=max(len(dk_shims), 1))
     conmons = pids_of([E["PM_ROOT"]], "conmon")
@@ -203,7 +204,7 @@ def main():
     out()
     out("| per container | RSS MiB | PSS MiB |")
     out("|---|---|---|")
-    for label, pids, n in (("berth (shim + log writer)", shims, STARTS),
+    for label, pids, n in (("berth (berth-shim)", shims, STARTS),
                            ("docker (containerd-shim-runc-v2)", dk_shims, STARTS),
                            ("podman (conmon)", conmons, STARTS)):
         rss = sum(mem_kib(p)[0] for p in pids)

@@ -124,6 +124,23 @@ fn log_lines_streams_partials_and_times() {
 }
 
 #[test]
+fn a_burst_right_before_exit_is_all_in_the_log() {
+    // 10000 lines (~0.7 MB of json, within the writer pipe's buffer) written as fast as the
+    // container can, then exit: `delete` returns only once the writer thread has written
+    // every one of them, in order.
+    let mut f = Fixture::new("burst", &["sh", "-c", "seq 1 10000"]);
+    let shim = f.spawn();
+    shim.start().unwrap();
+    assert_eq!(wait_exit(&shim).exit_code, 0);
+    f.delete(&shim);
+    let entries = f.log_entries();
+    let want: String = (1..=10000).map(|i| format!("{i}\n")).collect();
+    let got = log_text(&entries, "stdout");
+    assert_eq!(entries.len(), 10000, "one entry per line");
+    assert!(got == want, "the log lost or reordered lines");
+}
+
+#[test]
 fn log_rotation() {
     let mut f = Fixture::new(
         "rotate",
@@ -549,31 +566,33 @@ fn memory_is_reported() {
     let pid = f.shim_pid().unwrap();
     let (rss, anon, file) = rss_kib(pid);
     let pss = pss_kib(pid);
-    // The log writer is the shim's other child (the container init is the first).
-    let writer: Vec<i32> = children_of(pid)
-        .into_iter()
-        .filter(|&c| c != f.init_pid)
-        .collect();
-    let wrss: Vec<(u64, u64, u64, u64)> = writer
-        .iter()
-        .map(|&w| {
-            let (r, a, fi) = rss_kib(w);
-            (r, a, fi, pss_kib(w))
-        })
-        .collect();
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_string()))
+        .unwrap();
     println!(
-        "berth-shim {} pid {pid}: VmRSS {rss} KiB (RssAnon {anon}, RssFile {file}, Pss {pss}); log writer {writer:?} (VmRSS, RssAnon, RssFile, Pss): {wrss:?}",
+        "berth-shim {} pid {pid}: VmRSS {rss} KiB (RssAnon {anon}, RssFile {file}, Pss {pss}), {threads} threads",
         shim_bin().display()
     );
     assert!(rss > 0 && anon > 0, "no VmRSS for the shim {pid}");
     // Generous bound (a debug build, pages shared with libc counted): catches a leak or a
     // runaway buffer, not a regression of a few pages.
     assert!(anon < 8 * 1024, "shim RssAnon {anon} KiB");
+    // One process per container: the log is written by the shim's second thread, not by a
+    // child process.
     assert_eq!(
-        writer.len(),
-        1,
-        "one log writer besides the init: {writer:?}"
+        children_of(pid),
+        vec![f.init_pid],
+        "the shim's only child is the container's init"
     );
+    assert_eq!(
+        threads, "2",
+        "the shim's main loop and its log writer thread"
+    );
+    Fixture::eventually("the log writer thread to write line-5", || {
+        log_text(&f.log_entries(), "stdout").contains("line-5\n")
+    });
     shim.kill(9, false).unwrap();
     assert_eq!(wait_exit(&shim).exit_code, 137);
     f.delete(&shim);

@@ -250,7 +250,7 @@ impl Drop for Fixture {
         if let Some(pid) = self.shim_pid()
             && alive(pid)
         {
-            // The shim's children (log writer, container init) come to us once it is killed.
+            // The shim's children (the container's init, execs) come to us once it is killed.
             let children = children_of(pid);
             // SAFETY: killing the shim this fixture started.
             unsafe { libc::kill(pid, libc::SIGKILL) };

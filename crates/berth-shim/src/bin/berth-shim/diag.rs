@@ -21,9 +21,6 @@ pub fn init(path: &Path) {
 
 /// Appends one line: time, level, message.
 pub fn log(level: &str, args: fmt::Arguments<'_>) {
-    if DISABLED.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
     if let Some(mut f) = LOG.get() {
         let line = format!(
             "{} {level} {args}\n",
@@ -38,10 +35,3 @@ macro_rules! warning {
     ($($t:tt)*) => { $crate::diag::log("warning", format_args!($($t)*)) };
 }
 pub(crate) use warning;
-
-static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Stops logging in this process (the forked log writer, which closes the log's fd).
-pub fn disable() {
-    DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
-}

@@ -10,15 +10,20 @@
 //!   file already holds `max-size` bytes or more, `file.log.(N-2)` → `file.log.(N-1)`, …,
 //!   `file.log` → `file.log.1`, and a new `file.log` (with `max-file` 1 the file is truncated).
 //! - [`LogSink`] is the shim's end: a disk that stalls would block `write(2)` and so the
-//!   shim's only loop, so the file is written by a forked **log writer process** that reads
-//!   finished lines from a pipe. The shim writes into that pipe without blocking (1 MiB kernel
-//!   buffer, then up to 256 KiB queued in the shim); if both are full it drops whole messages
-//!   (counted in shim.log) rather than stop draining the container — dockerd's
-//!   `mode=non-blocking`.
+//!   shim's loop, so the file is written by a **log writer thread** (64 KiB stack) that reads
+//!   finished lines from a pipe. The main loop writes into that pipe without blocking (1 MiB
+//!   kernel buffer, then up to 256 KiB queued in the shim); if both are full it drops whole
+//!   messages (counted in shim.log) rather than stop draining the container — dockerd's
+//!   `mode=non-blocking`. A thread rather than a forked process: one process per container
+//!   keeps the monitor's memory in one address space (the pipe's buffer is the kernel's).
+//!   The writer thread only reads the pipe and writes, renames and opens log files; it takes
+//!   no lock the main loop holds across a fork, and every child the shim starts after it
+//!   (the runtime, through `std::process::Command`) runs only async-signal-safe code
+//!   between fork and exec.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -242,18 +247,33 @@ impl LogFile {
         self.size = 0;
         Ok(())
     }
-
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
-    }
 }
 
-/// The log writer process: reads finished json lines from `rx` and writes them to `file`
-/// until the pipe ends.
-fn writer_main(rx: OwnedFd, mut file: LogFile) -> ! {
-    let mut buf = vec![0u8; 64 << 10];
+/// First size of the writer thread's read buffer; it grows for a longer entry and shrinks
+/// back once that entry is written, so a quiet container keeps only this much.
+const WRITER_BUF: usize = 16 << 10;
+
+/// Stack of the writer thread: it reads, scans for newlines and writes, with every buffer on
+/// the heap, so a few pages are all it touches.
+const WRITER_STACK: usize = 64 << 10;
+
+/// How long [`LogSink::finish`] waits for the writer to write what it was handed.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The log writer thread: reads finished json lines from `rx` and writes them to `file`
+/// until the pipe ends (the shim closed its end), then returns.
+fn writer_main(rx: OwnedFd, mut file: LogFile) {
+    sys::block_all_signals();
+    let mut buf = vec![0u8; WRITER_BUF];
     let mut have = 0;
     let mut failed = false;
+    let mut write = |file: &mut LogFile, entry: &[u8]| {
+        if let Err(e) = file.write_entry(entry)
+            && !std::mem::replace(&mut failed, true)
+        {
+            warning!("writing log {}: {e}", file.path.display());
+        }
+    };
     loop {
         if have == buf.len() {
             buf.resize(buf.len() * 2, 0);
@@ -262,74 +282,66 @@ fn writer_main(rx: OwnedFd, mut file: LogFile) -> ! {
             Ok(0) => break,
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
+            Err(e) => {
+                warning!("log writer pipe: {e}");
+                break;
+            }
         };
         have += n;
         let mut start = 0;
         while let Some(p) = buf[start..have].iter().position(|&b| b == b'\n') {
-            if file.write_entry(&buf[start..start + p + 1]).is_err() {
-                failed = true;
-            }
+            write(&mut file, &buf[start..start + p + 1]);
             start += p + 1;
         }
         buf.copy_within(start..have, 0);
         have -= start;
+        if buf.len() > WRITER_BUF && have <= WRITER_BUF / 2 {
+            buf.truncate(WRITER_BUF);
+            buf.shrink_to_fit();
+        }
     }
     if have > 0 {
-        let _ = file.write_entry(&buf[..have]);
+        write(&mut file, &buf[..have]);
     }
-    sys::exit_now(i32::from(failed))
 }
 
-/// The shim's end of the log: encodes entries and hands them to the writer process.
+/// The shim's end of the log: encodes entries and hands them to the writer thread.
 pub struct LogSink {
     pipe: Option<OwnedFd>,
-    writer: i32,
+    writer: Option<std::thread::JoinHandle<()>>,
     queue: Vec<u8>,
     qpos: usize,
     scratch: Vec<u8>,
     dropped: u64,
     cfg: LogConfig,
-    /// Synchronous fallback when the writer process is gone.
+    /// Synchronous fallback when the writer is gone.
     direct: Option<LogFile>,
 }
 
 impl LogSink {
-    /// Opens the log (so that a bad path fails the create) and forks the writer.
+    /// Opens the log (so that a bad path fails the create) and starts the writer thread.
+    ///
+    /// Called after SIGCHLD is blocked (`sys::sigchld_fd`): the thread inherits the mask, so
+    /// every SIGCHLD stays pending for the main loop's signalfd.
     pub fn start(cfg: &LogConfig) -> io::Result<LogSink> {
         let file = LogFile::open(cfg)?;
         let (rx, tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         sys::grow_pipe(tx.as_fd(), PIPE_SIZE);
-        match sys::fork()? {
-            None => {
-                // The writer: keep the pipe and the file, nothing else (not the shim's
-                // socket, nor the report pipe of the process that started the shim).
-                crate::diag::disable();
-                sys::close_all_except(&[rx.as_raw_fd(), file.fd().as_raw_fd()]);
-                std::mem::forget(tx);
-                writer_main(rx, file)
-            }
-            Some(pid) => {
-                drop(rx);
-                drop(file);
-                sys::set_nonblocking(tx.as_fd())?;
-                Ok(LogSink {
-                    pipe: Some(tx),
-                    writer: pid,
-                    queue: Vec::new(),
-                    qpos: 0,
-                    scratch: Vec::new(),
-                    dropped: 0,
-                    cfg: cfg.clone(),
-                    direct: None,
-                })
-            }
-        }
-    }
-
-    /// The writer's pid (the shim reaps it).
-    pub fn writer_pid(&self) -> i32 {
-        self.writer
+        sys::set_nonblocking(tx.as_fd())?;
+        let writer = std::thread::Builder::new()
+            .name("log-writer".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || writer_main(rx, file))?;
+        Ok(LogSink {
+            pipe: Some(tx),
+            writer: Some(writer),
+            queue: Vec::new(),
+            qpos: 0,
+            scratch: Vec::new(),
+            dropped: 0,
+            cfg: cfg.clone(),
+            direct: None,
+        })
     }
 
     /// Logs one message.
@@ -419,13 +431,13 @@ impl LogSink {
         }
     }
 
-    /// The writer died (or its pipe broke): write synchronously from now on.
-    pub fn writer_gone(&mut self) {
+    /// The writer's pipe broke (the thread ended early): write synchronously from now on.
+    fn writer_gone(&mut self) {
         if self.direct.is_some() {
             return;
         }
         self.pipe = None;
-        self.writer = 0;
+        self.writer = None;
         match LogFile::open(&self.cfg) {
             Ok(mut f) => {
                 let rest = &self.queue[self.qpos..];
@@ -441,26 +453,27 @@ impl LogSink {
         self.qpos = 0;
     }
 
-    /// Hands everything to the writer, closes the pipe and waits (bounded) for the writer to
-    /// finish, so the log is complete when this returns.
+    /// Hands everything to the writer, closes the pipe and waits (bounded) for the writer
+    /// thread to write it, so the log is complete when this returns.
     pub fn finish(&mut self) {
         if let Some(p) = &self.pipe {
             let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::empty());
         }
         self.flush_some();
         self.pipe = None;
-        if self.writer > 0 {
-            for _ in 0..1000 {
-                match sys::waitpid(self.writer, true) {
-                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                    _ => {
-                        self.writer = 0;
-                        break;
-                    }
-                }
+        if let Some(w) = self.writer.take() {
+            let deadline = std::time::Instant::now() + FINISH_WAIT;
+            while !w.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            if self.writer > 0 {
-                warning!("log writer {} still busy after 5s; leaving it", self.writer);
+            if w.is_finished() {
+                let _ = w.join();
+            } else {
+                warning!(
+                    "log {}: writer still busy after {}s; the rest of the log is lost",
+                    self.cfg.path.display(),
+                    FINISH_WAIT.as_secs()
+                );
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The shim's single loop: one `poll(2)` over the SIGCHLD signalfd, the listening socket, the
 //! container's and execs' output, their stdin when input is pending, the clients, and the
-//! pipe to the log writer. No thread, no async runtime: every fd is non-blocking, and runtime
-//! commands run as children whose exit (seen through SIGCHLD) completes the request that
-//! started them, so a slow `start` hook never stops output from being drained.
+//! pipe to the log writer thread (the shim's only other thread, see `logs`). No async
+//! runtime: every fd is non-blocking, and runtime commands run as children whose exit (seen
+//! through SIGCHLD) completes the request that started them, so a slow `start` hook never
+//! stops output from being drained.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -514,14 +515,6 @@ impl Server {
             .map(|(id, _)| id.clone())
         {
             self.exec_exited(&id, sys::exit_code(status));
-        } else if self.sink.as_ref().is_some_and(|s| s.writer_pid() == pid) {
-            warning!(
-                "log writer {pid} exited ({}); writing the log directly",
-                crate::runtime::describe_status(status)
-            );
-            if let Some(s) = &mut self.sink {
-                s.writer_gone();
-            }
         } else {
             if self.recent.len() == RECENT_EXITS {
                 self.recent.pop_front();

@@ -1,5 +1,5 @@
 //! Thin wrappers over the system calls rustix does not cover (fork, waitpid on any child,
-//! signalfd, close_range), each with its safety argument.
+//! signalfd, signal masks), each with its safety argument.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -9,10 +9,13 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Forks. `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
 ///
-/// The shim never starts a thread, so the child is a faithful copy.
+/// Only for daemonizing, before the shim starts its log writer thread: the process is
+/// single-threaded then, so the child is a faithful copy. Children started later use
+/// `std::process::Command`, whose child runs only async-signal-safe code until exec.
 pub fn fork() -> io::Result<Option<i32>> {
-    // SAFETY: the process is single-threaded (the shim starts no thread), so the child
-    // inherits consistent allocator and libc state.
+    // SAFETY: called only while the process is single-threaded (main's double fork, before
+    // the log writer thread exists), so the child inherits consistent allocator and libc
+    // state.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(None),
@@ -151,23 +154,12 @@ pub fn read_fd(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Closes every fd from 3 on except those in `keep`.
-pub fn close_all_except(keep: &[i32]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter(|&&f| f >= 3)
-        .map(|&f| f as u32)
-        .collect();
-    keep.sort_unstable();
-    let mut next = 3u32;
-    for k in keep {
-        if k > next {
-            // SAFETY: close_range on the fds between the ones kept; nothing else uses them
-            // in the forked child that calls this.
-            unsafe { libc::syscall(libc::SYS_close_range, next, k - 1, 0) };
-        }
-        next = k + 1;
+/// Blocks every signal in the calling thread (the log writer: signals are the main loop's).
+pub fn block_all_signals() {
+    // SAFETY: sigset manipulation on a local, then pthread_sigmask with valid pointers.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    // SAFETY: as above, for everything above the last kept fd.
-    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
 }
