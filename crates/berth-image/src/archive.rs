@@ -21,6 +21,14 @@
 //! JSON documents (`manifest.json`, `index.json`, configs, at most [`JSON_LIMIT`] each, kept
 //! in memory) or blobs, spooled into the content store while hashed (members named
 //! `blobs/sha256/<hex>` must hash to their name). Everything written is protected by a lease.
+//! A blob of 1 MiB or more that starts like a layer (gzip, zstd or a tar header) and is not in
+//! the store yet is also unpacked while it streams in: each chunk goes both to the content
+//! store and, over a bounded channel, to a thread applying it into a parentless work
+//! snapshot (the archive's order says nothing about parents, and `manifest.json` may come
+//! last). Once the images are known, such a layer is attached to its parent
+//! ([`berth_snapshot::Snapshotter::commit_onto`]) if its diff_id is the one the config
+//! names and its unpacking did not depend on the layers below (it created no directory it
+//! did not contain); otherwise it is unpacked again from the stored blob, the normal way.
 //! Only then, since `manifest.json` may come last, the images are assembled: `manifest.json`
 //! (Docker's format, old or new) or else `index.json` (OCI), every path it names resolved
 //! inside the archive (symbolic and hard links between members followed, never out), each layer
@@ -35,6 +43,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_snapshot::{AppliedLayer, ApplyOptions, Compression, Driver};
 use berth_store::ImageRecord;
@@ -773,6 +783,8 @@ impl<'a> LoadCtx<'a> {
         store.snapshotter().prepare(&work, None)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(SPECULATE_QUEUE);
         let key = work.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let handle = std::thread::Builder::new()
             .name("layer-unpack".into())
             .spawn_scoped(scope, move || {
@@ -780,6 +792,7 @@ impl<'a> LoadCtx<'a> {
                     rx,
                     cur: Vec::new(),
                     pos: 0,
+                    cancel: Some(stop),
                 };
                 store.snapshotter().apply_layer(&key, r, &opts.apply)
             })
@@ -798,8 +811,14 @@ impl<'a> LoadCtx<'a> {
             buf,
             Some(&mut f.tx),
         )?;
-        // The unpacker sees the end of its stream and finishes on its own.
+        // The unpacker sees the end of its stream and finishes on its own; a plain layer's
+        // digest is its diff_id, and when a snapshot is named by it (a base layer some image
+        // has already; Docker's old archives name layers by directory, not digest, so this is
+        // known only now), the unpacking is stopped: assemble finds the snapshot and uses it.
         f.tx = None;
+        if sniff(head) == Compression::None && store.snapshotter().stat(d.as_str()).is_ok() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         Ok(d)
     }
 
@@ -1063,15 +1082,24 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String>
         .map_err(|_| bad(format!("archive member {name}: link target is not UTF-8")))
 }
 
-/// Reads a decompressor's output from the thread running it.
+/// Reads a decompressor's output from the thread running it (or a blob's chunks from the
+/// thread spooling it), until the sender is gone or `cancel` is set.
 struct ChanReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Read for ChanReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(io::Error::other("cancelled: the layer is unpacked already"));
+        }
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(b)) => {
@@ -1157,6 +1185,7 @@ fn inflating(store: &ImageStore, blob: &Digest) -> Result<(Box<dyn Read>, Compre
             rx,
             cur: Vec::new(),
             pos: 0,
+            cancel: None,
         }),
         c,
     ))

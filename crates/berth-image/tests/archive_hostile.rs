@@ -917,3 +917,25 @@ fn large_blob_digest_mismatch_refused() {
     let ar = Ar::new().file(&name, &real).done();
     e.refused(&ar, "digest mismatch");
 }
+
+#[test]
+fn large_base_layer_already_unpacked_is_reused() {
+    let e = env();
+    let base = Ar::new().file("base", &noise(3 << 19, 8)).done();
+    e.load(&docker_archive(&[&base], &["base:1"])).unwrap();
+    assert_eq!(e.store.snapshotter().list().len(), 1);
+    let top = Ar::new().file("top", &noise(3 << 19, 9)).done();
+    let out = e.load(&docker_archive(&[&base, &top], &["top:1"])).unwrap();
+    assert_eq!(out[0].tags[0].familiar(), "top:1");
+    let chain = chain_of(&[&base, &top]);
+    let snaps = e.store.snapshotter();
+    assert_eq!(snaps.list().len(), 2, "{:?}", snaps.list());
+    assert_eq!(
+        snaps.stat(&chain[1]).unwrap().parent.as_ref(),
+        Some(&chain[0])
+    );
+    let fs = snaps.paths(&chain[1]).unwrap().fs;
+    assert_eq!(std::fs::read(fs.join("top")).unwrap(), noise(3 << 19, 9));
+    assert!(e.store.db().leases().unwrap().is_empty());
+    e.assert_contained();
+}
