@@ -79,6 +79,9 @@ const COPY_BUF: usize = 1 << 20;
 const SPECULATE_MIN: u64 = 1 << 20;
 /// Chunks of [`COPY_BUF`] queued between the spooling and the unpacking of a blob.
 const SPECULATE_QUEUE: usize = 8;
+/// Layers unpacked at once while an archive streams in (a small layer of many files may take
+/// longer to unpack than the next, large, blob to stream in).
+const SPECULATE_THREADS: usize = 4;
 
 /// Which archive `save` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -334,10 +337,9 @@ struct Speculation {
     applied: AppliedLayer,
 }
 
-/// A layer being unpacked on its own thread while its blob is spooled.
+/// A layer being unpacked on its own thread while its blob is spooled (or after).
 struct Inflight<'s> {
     work: String,
-    tx: Option<std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>>,
     handle: std::thread::ScopedJoinHandle<'s, berth_snapshot::Result<AppliedLayer>>,
 }
 
@@ -600,9 +602,9 @@ impl<'a> LoadCtx<'a> {
         let speculate = self.store.snapshotter().driver() == Driver::Overlay
             && opts.apply.lower_dirs.is_empty();
         std::thread::scope(|s| {
-            let mut inflight: Option<Inflight<'_>> = None;
+            let mut inflight: Vec<Inflight<'_>> = Vec::new();
             let res = self.read_members(entries, opts, speculate, s, &mut inflight);
-            if let Some(f) = inflight.take() {
+            for f in inflight {
                 self.land(f);
             }
             res
@@ -613,7 +615,6 @@ impl<'a> LoadCtx<'a> {
     /// [`LoadCtx::assemble`]; a failed one is simply not used (its work snapshot goes with
     /// the load's clean-up, and the layer is unpacked the normal way if an image needs it).
     fn land(&mut self, f: Inflight<'_>) -> Option<Digest> {
-        drop(f.tx);
         match f.handle.join() {
             Ok(Ok(applied)) => {
                 let d = Digest::parse(applied.compressed_digest.as_str()).ok()?;
@@ -644,7 +645,7 @@ impl<'a> LoadCtx<'a> {
         opts: &'env LoadOptions,
         speculate: bool,
         scope: &'s std::thread::Scope<'s, 'env>,
-        inflight: &mut Option<Inflight<'s>>,
+        inflight: &mut Vec<Inflight<'s>>,
     ) -> Result<Members>
     where
         'a: 'env,
@@ -742,7 +743,7 @@ impl<'a> LoadCtx<'a> {
 
     /// [`LoadCtx::spool`]s one blob member; with `spec`, and when its start looks like a
     /// layer that is not in the store yet, also unpacks it on another thread as it streams
-    /// (after waiting for the previous such layer: one at a time).
+    /// (up to [`SPECULATE_THREADS`] layers at a time).
     #[allow(clippy::too_many_arguments)]
     fn spool_member<'s, 'env, R: Read>(
         &mut self,
@@ -753,7 +754,7 @@ impl<'a> LoadCtx<'a> {
         budget: &mut Option<u64>,
         buf: &mut [u8],
         spec: Option<(&'env LoadOptions, &'s std::thread::Scope<'s, 'env>)>,
-        inflight: &mut Option<Inflight<'s>>,
+        inflight: &mut Vec<Inflight<'s>>,
     ) -> Result<Digest>
     where
         'a: 'env,
@@ -773,7 +774,8 @@ impl<'a> LoadCtx<'a> {
         if known || !looks_like_layer(head) {
             return self.spool(&mut input, name, expected, size, budget, buf, None);
         }
-        if let Some(f) = inflight.take() {
+        if inflight.len() >= SPECULATE_THREADS {
+            let f = inflight.remove(0);
             self.land(f);
         }
         let store: &'env ImageStore = self.store;
@@ -797,28 +799,18 @@ impl<'a> LoadCtx<'a> {
                 store.snapshotter().apply_layer(&key, r, &opts.apply)
             })
             .map_err(|e| Error::Msg(format!("starting a layer unpacking thread: {e}")))?;
-        let f = inflight.insert(Inflight {
-            work,
-            tx: Some(tx),
-            handle,
-        });
-        let d = self.spool(
-            &mut input,
-            name,
-            expected,
-            size,
-            budget,
-            buf,
-            Some(&mut f.tx),
-        )?;
-        // The unpacker sees the end of its stream and finishes on its own; a plain layer's
-        // digest is its diff_id, and when a snapshot is named by it (a base layer some image
-        // has already; Docker's old archives name layers by directory, not digest, so this is
-        // known only now), the unpacking is stopped: assemble finds the snapshot and uses it.
-        f.tx = None;
+        let mut tx = Some(tx);
+        let d = self.spool(&mut input, name, expected, size, budget, buf, Some(&mut tx))?;
+        // The unpacker sees the end of its stream and finishes on its own (the next blobs
+        // stream in meanwhile); a plain layer's digest is its diff_id, and when a snapshot is
+        // named by it (a base layer some image has already; Docker's old archives name layers
+        // by directory, not digest, so this is known only now), the unpacking is stopped:
+        // assemble finds the snapshot and uses it.
+        drop(tx);
         if sniff(head) == Compression::None && store.snapshotter().stat(d.as_str()).is_ok() {
             cancel.store(true, Ordering::Relaxed);
         }
+        inflight.push(Inflight { work, handle });
         Ok(d)
     }
 
