@@ -339,6 +339,8 @@ struct Speculation {
 
 /// A layer being unpacked on its own thread while its blob is spooled (or after).
 struct Inflight<'s> {
+    /// The blob's digest, as spooled.
+    blob: Digest,
     work: String,
     handle: std::thread::ScopedJoinHandle<'s, berth_snapshot::Result<AppliedLayer>>,
 }
@@ -617,7 +619,7 @@ impl<'a> LoadCtx<'a> {
     fn land(&mut self, f: Inflight<'_>) -> Option<Digest> {
         match f.handle.join() {
             Ok(Ok(applied)) => {
-                let d = Digest::parse(applied.compressed_digest.as_str()).ok()?;
+                let d = f.blob;
                 debug!(blob = %d, diff_id = %applied.diff_id, "layer unpacked while loading");
                 self.spec.insert(
                     d.clone(),
@@ -787,6 +789,11 @@ impl<'a> LoadCtx<'a> {
         let key = work.clone();
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
+        // The spooling hashes the blob already.
+        let apply = ApplyOptions {
+            hash_input: false,
+            ..opts.apply.clone()
+        };
         let handle = std::thread::Builder::new()
             .name("layer-unpack".into())
             .spawn_scoped(scope, move || {
@@ -796,7 +803,7 @@ impl<'a> LoadCtx<'a> {
                     pos: 0,
                     cancel: Some(stop),
                 };
-                store.snapshotter().apply_layer(&key, r, &opts.apply)
+                store.snapshotter().apply_layer(&key, r, &apply)
             })
             .map_err(|e| Error::Msg(format!("starting a layer unpacking thread: {e}")))?;
         let mut tx = Some(tx);
@@ -810,7 +817,11 @@ impl<'a> LoadCtx<'a> {
         if sniff(head) == Compression::None && store.snapshotter().stat(d.as_str()).is_ok() {
             cancel.store(true, Ordering::Relaxed);
         }
-        inflight.push(Inflight { work, handle });
+        inflight.push(Inflight {
+            blob: d.clone(),
+            work,
+            handle,
+        });
         Ok(d)
     }
 

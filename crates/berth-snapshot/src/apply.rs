@@ -83,6 +83,11 @@ pub struct ApplyOptions {
     /// does not contain (a parent of one of its entries) is created with the owner, mode and
     /// times it has in the topmost lower that has it, so the merged view keeps them.
     pub lower_dirs: Vec<PathBuf>,
+    /// Whether a compressed input is hashed too (for [`AppliedLayer::compressed_digest`]).
+    /// Off for a caller that has just hashed the same bytes itself (`docker load` spools a
+    /// blob into the content store while unpacking it); the digest is then not computed and
+    /// `compressed_digest` is the `diff_id`. Default: on.
+    pub hash_input: bool,
 }
 
 impl Default for ApplyOptions {
@@ -93,6 +98,7 @@ impl Default for ApplyOptions {
             devices: rustix::process::geteuid().is_root(),
             id_shift: None,
             lower_dirs: Vec::new(),
+            hash_input: true,
         }
     }
 }
@@ -102,7 +108,8 @@ impl Default for ApplyOptions {
 pub struct AppliedLayer {
     /// sha256 of the uncompressed tar stream: the layer's `diff_id`.
     pub diff_id: Digest,
-    /// sha256 of the input as given (equal to `diff_id` for a plain tar).
+    /// sha256 of the input as given (equal to `diff_id` for a plain tar, and when
+    /// [`ApplyOptions::hash_input`] is off).
     pub compressed_digest: Digest,
     pub compression: Compression,
     /// Length of the uncompressed tar stream.
@@ -188,6 +195,10 @@ pub(crate) fn apply_fd<R: Read>(
         .read_to_end(&mut head)
         .map_err(|e| Error::Archive(format!("reading: {e}")))?;
     let compression = detect(&head)?;
+    let hash_input = opts.hash_input || compression == Compression::None;
+    if !hash_input {
+        raw.count_only();
+    }
     let input = io::Cursor::new(head).chain(raw);
     let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(input),
@@ -240,13 +251,17 @@ pub(crate) fn apply_fd<R: Read>(
     io::copy(&mut rest, &mut io::sink()).map_err(|e| archive_err(&e))?;
     drop(rest);
     let c = std::mem::take(&mut *ctally.borrow_mut());
-    let compressed_digest = Digest::from_hasher(c.sha);
     let (diff_id, size) = match compression {
-        Compression::None => (compressed_digest.clone(), c.len),
+        Compression::None => (Digest::from_hasher(c.sha.clone()), c.len),
         _ => {
             let t = std::mem::take(&mut *ttally.borrow_mut());
             (Digest::from_hasher(t.sha), t.len)
         }
+    };
+    let compressed_digest = if hash_input && compression != Compression::None {
+        Digest::from_hasher(c.sha)
+    } else {
+        diff_id.clone()
     };
     let out = AppliedLayer {
         diff_id,
