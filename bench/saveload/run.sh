@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Save and load throughput of a ~200 MB image: berthd against a private dockerd (Debian's
-# docker.io 20.10), both driven by the same docker CLI. Reproduces the numbers in BENCHMARKS.md.
+# Save, load and export throughput of a ~200 MB image: berthd against a private dockerd
+# (Debian's docker.io 20.10), both driven by the same docker CLI. Reproduces the numbers in BENCHMARKS.md.
 #
 #   cargo build --release -p berthd -p berth-cli -p berth-shim -p berth-runtime
 #   bench/saveload/run.sh                  # as root; RUNS=5 SIZE_MB=200 by default
@@ -9,7 +9,9 @@
 # in each daemon. Per run and daemon: `docker save IMAGE > /dev/null` (the daemon's streaming
 # only), then `docker save -o FILE`, `docker rmi`, and `docker load -i FILE` (each daemon loads
 # its own archive), and berthd also loads docker's archive (the same bytes docker loads, with
-# uncompressed layers). Throughput = archive bytes / wall time; medians of RUNS interleaved runs.
+# uncompressed layers). Export: `docker export` of the container the image was committed from
+# (busybox plus the big file) to /dev/null. Throughput = archive bytes / wall time; medians of
+# RUNS interleaved runs.
 # Everything it starts is stopped by pid; the dockerd is the tests' watchdog-run one
 # (crates/berth-cli/tests/dockerd-watchdog.sh) under its own base directory, so it stops and
 # cleans up by itself once this script's lease is gone.
@@ -80,8 +82,9 @@ for who in berth docker; do
     d "$who" run --name bigmaker --network none bench-busybox:1 \
         sh -c "head -c $((SIZE_MB * 1000000)) /dev/urandom > /big" >/dev/null
     d "$who" commit bigmaker bench-big:1 >/dev/null
-    d "$who" rm bigmaker >/dev/null
 done
+declare -A EXPORT_SIZE
+for who in berth docker; do EXPORT_SIZE[$who]=$(d "$who" export bigmaker | wc -c); done
 
 now() { date +%s.%N; }
 : >"$TMP/times"
@@ -95,6 +98,9 @@ for run in $(seq "$RUNS"); do
         t2=$(now); d "$who" load -q -i "$TMP/$who.tar" >/dev/null; t3=$(now)
         echo "$who $run $size $t0 $t1 $t2 $t3" >>"$TMP/times"
         echo "run $run $who: save $(echo "$t1 - $t0" | bc) s, load $(echo "$t3 - $t2" | bc) s ($size bytes)" >&2
+        t4=$(now); d "$who" export bigmaker >/dev/null; t5=$(now)
+        echo "$who-export $run ${EXPORT_SIZE[$who]} $t4 $t5 0 1" >>"$TMP/times"
+        echo "run $run $who: export $(echo "$t5 - $t4" | bc) s (${EXPORT_SIZE[$who]} bytes)" >&2
     done
     # The same bytes into both: docker's archive (uncompressed layers) into berthd, then
     # berth's own image back for the next run.
@@ -107,7 +113,10 @@ for run in $(seq "$RUNS"); do
     d berth rmi bench-big:1 >/dev/null
     d berth load -q -i "$TMP/berth.tar" >/dev/null
 done
-for who in berth docker; do d "$who" rmi -f bench-big:1 bench-busybox:1 >/dev/null 2>&1 || true; done
+for who in berth docker; do
+    d "$who" rm -f bigmaker >/dev/null 2>&1 || true
+    d "$who" rmi -f bench-big:1 bench-busybox:1 >/dev/null 2>&1 || true
+done
 
 python3 - "$TMP/times" <<'PY'
 import statistics, sys
@@ -118,18 +127,25 @@ for who, run, size, t0, t1, t2, t3 in rows:
     r = res.setdefault(who, {"save": [], "load": [], "size": size})
     r["save"].append(size / 1e6 / (float(t1) - float(t0)))
     r["load"].append(size / 1e6 / (float(t3) - float(t2)))
-print(f"| daemon | archive MB | save MB/s (median) | load MB/s (median) |")
-print(f"|---|---:|---:|---:|")
+med = statistics.median
+print(f"| daemon | archive MB | save MB/s (median) | load MB/s (median) | export MB | export MB/s (median) |")
+print(f"|---|---:|---:|---:|---:|---:|")
 for who in ("berth", "docker"):
-    r = res[who]
-    print(f"| {who} | {r['size']/1e6:.0f} | {statistics.median(r['save']):.0f} | {statistics.median(r['load']):.0f} |")
+    r, e = res[who], res[who + "-export"]
+    print(f"| {who} | {r['size']/1e6:.0f} | {med(r['save']):.0f} | {med(r['load']):.0f} | {e['size']/1e6:.0f} | {med(e['save']):.0f} |")
 x = res["berth-from-docker-archive"]
-print(f"| berth, loading docker's archive | {x['size']/1e6:.0f} | | {statistics.median(x['load']):.0f} |")
+print(f"| berth, loading docker's archive | {x['size']/1e6:.0f} | | {med(x['load']):.0f} | | |")
 b, d = res["berth"], res["docker"]
+be, de = res["berth-export"], res["docker-export"]
+def ratios(p, q):
+    # Per-round ratios (the runs are interleaved): median, min, max.
+    rs = sorted(a / b for a, b in zip(p, q))
+    return f"{med(rs):.1f}x ({rs[0]:.1f}-{rs[-1]:.1f})"
 print()
-print(f"| ratio berth / docker | value |")
+print(f"| ratio berth / docker: median of per-round ratios (range) | value |")
 print(f"|---|---:|")
-print(f"| save | {statistics.median(b['save'])/statistics.median(d['save']):.1f}x |")
-print(f"| load | {statistics.median(b['load'])/statistics.median(d['load']):.1f}x |")
-print(f"| load of docker's archive | {statistics.median(x['load'])/statistics.median(d['load']):.1f}x |")
+print(f"| save | {ratios(b['save'], d['save'])} |")
+print(f"| load of each daemon's own archive | {ratios(b['load'], d['load'])} |")
+print(f"| load of docker's archive | {ratios(x['load'], d['load'])} |")
+print(f"| export | {ratios(be['save'], de['save'])} |")
 PY

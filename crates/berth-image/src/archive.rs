@@ -21,6 +21,14 @@
 //! JSON documents (`manifest.json`, `index.json`, configs, at most [`JSON_LIMIT`] each, kept
 //! in memory) or blobs, spooled into the content store while hashed (members named
 //! `blobs/sha256/<hex>` must hash to their name). Everything written is protected by a lease.
+//! A blob of 1 MiB or more that starts like a layer (gzip, zstd or a tar header) and is not in
+//! the store yet is also unpacked while it streams in: each chunk goes both to the content
+//! store and, over a bounded channel, to a thread applying it into a parentless work
+//! snapshot (the archive's order says nothing about parents, and `manifest.json` may come
+//! last). Once the images are known, such a layer is attached to its parent
+//! ([`berth_snapshot::Snapshotter::commit_onto`]) if its diff_id is the one the config
+//! names and its unpacking did not depend on the layers below (it created no directory it
+//! did not contain); otherwise it is unpacked again from the stored blob, the normal way.
 //! Only then, since `manifest.json` may come last, the images are assembled: `manifest.json`
 //! (Docker's format, old or new) or else `index.json` (OCI), every path it names resolved
 //! inside the archive (symbolic and hard links between members followed, never out), each layer
@@ -35,8 +43,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_snapshot::{ApplyOptions, Compression};
+use berth_snapshot::{AppliedLayer, ApplyOptions, Compression, Driver};
 use berth_store::ImageRecord;
 use berth_store::db::TAGS;
 use berth_types::{Algorithm, Digest, Hasher, Reference};
@@ -65,6 +75,13 @@ const MAX_LAYERS: usize = 1_000;
 const MAX_LINK_HOPS: usize = 16;
 /// Read/write buffer for blob copies.
 const COPY_BUF: usize = 1 << 20;
+/// Blobs at least this large that look like layers are unpacked while they stream in.
+const SPECULATE_MIN: u64 = 1 << 20;
+/// Chunks of [`COPY_BUF`] queued between the spooling and the unpacking of a blob.
+const SPECULATE_QUEUE: usize = 8;
+/// Layers unpacked at once while an archive streams in (a small layer of many files may take
+/// longer to unpack than the next, large, blob to stream in).
+const SPECULATE_THREADS: usize = 4;
 
 /// Which archive `save` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,6 +322,46 @@ struct LoadCtx<'a> {
     blobs: Vec<Digest>,
     snapshots: Vec<String>,
     work: Vec<String>,
+    /// Layers unpacked while their blobs streamed in, by blob digest.
+    spec: HashMap<Digest, Speculation>,
+}
+
+/// A blob unpacked as a layer while it was spooled, into a parentless work snapshot, before
+/// anything said it was a layer or what its parent is (`manifest.json` comes last).
+/// [`LoadCtx::assemble`] attaches it to its parent when the image needs it there and the
+/// result cannot depend on the parent (no implicit directories); otherwise the layer is
+/// unpacked again from the stored blob, the normal way.
+struct Speculation {
+    /// The work snapshot, until some image takes it.
+    work: Option<String>,
+    applied: AppliedLayer,
+}
+
+/// A layer being unpacked on its own thread while its blob is spooled (or after).
+struct Inflight<'s> {
+    /// The blob's digest, as spooled.
+    blob: Digest,
+    work: String,
+    handle: std::thread::ScopedJoinHandle<'s, berth_snapshot::Result<AppliedLayer>>,
+}
+
+/// Whether the start of a blob looks like a layer: gzip, zstd or a tar header.
+fn looks_like_layer(head: &[u8]) -> bool {
+    sniff(head) != Compression::None || head.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl ImageStore {
@@ -502,6 +559,7 @@ impl ImageStore {
             blobs: Vec::new(),
             snapshots: Vec::new(),
             work: Vec::new(),
+            spec: HashMap::new(),
         };
         let res = ctx.run(r, opts);
         ctx.finish(res.is_ok());
@@ -512,7 +570,7 @@ impl ImageStore {
     }
 }
 
-impl LoadCtx<'_> {
+impl<'a> LoadCtx<'a> {
     fn run<R: Read>(&mut self, r: R, opts: &LoadOptions) -> Result<Vec<LoadedImage>> {
         let members = self.read_archive(r, opts)?;
         let plans = self.plans(&members)?;
@@ -533,19 +591,72 @@ impl LoadCtx<'_> {
         Ok(out)
     }
 
-    /// Reads every member: JSON into memory, the rest into the content store.
+    /// Reads every member: JSON into memory, the rest into the content store. Blobs that
+    /// look like layers are also unpacked while they stream in (see [`Speculation`]), on a
+    /// second thread, when the snapshotter can attach them to their parent afterwards.
     fn read_archive<R: Read>(&mut self, r: R, opts: &LoadOptions) -> Result<Members> {
         let input = BufReader::with_capacity(COPY_BUF, r);
         let input = decompressed(input).map_err(|e| bad(format!("reading the archive: {e}")))?;
         let mut ar = tar::Archive::new(input);
+        let entries = ar
+            .entries()
+            .map_err(|e| bad(format!("reading the archive: {e}")))?;
+        let speculate = self.store.snapshotter().driver() == Driver::Overlay
+            && opts.apply.lower_dirs.is_empty();
+        std::thread::scope(|s| {
+            let mut inflight: Vec<Inflight<'_>> = Vec::new();
+            let res = self.read_members(entries, opts, speculate, s, &mut inflight);
+            for f in inflight {
+                self.land(f);
+            }
+            res
+        })
+    }
+
+    /// Waits for a layer unpacked while it streamed in and keeps the result for
+    /// [`LoadCtx::assemble`]; a failed one is simply not used (its work snapshot goes with
+    /// the load's clean-up, and the layer is unpacked the normal way if an image needs it).
+    fn land(&mut self, f: Inflight<'_>) -> Option<Digest> {
+        match f.handle.join() {
+            Ok(Ok(applied)) => {
+                let d = f.blob;
+                debug!(blob = %d, diff_id = %applied.diff_id, "layer unpacked while loading");
+                self.spec.insert(
+                    d.clone(),
+                    Speculation {
+                        work: Some(f.work),
+                        applied,
+                    },
+                );
+                Some(d)
+            }
+            Ok(Err(e)) => {
+                debug!(work = f.work, error = %e, "blob not unpacked while loading");
+                None
+            }
+            Err(_) => {
+                warn!(work = f.work, "layer unpacking thread panicked");
+                None
+            }
+        }
+    }
+
+    fn read_members<'s, 'env, R: Read>(
+        &mut self,
+        entries: tar::Entries<'_, R>,
+        opts: &'env LoadOptions,
+        speculate: bool,
+        scope: &'s std::thread::Scope<'s, 'env>,
+        inflight: &mut Vec<Inflight<'s>>,
+    ) -> Result<Members>
+    where
+        'a: 'env,
+    {
         let mut map: HashMap<String, Member> = HashMap::new();
         let mut json_total = 0u64;
         let mut blob_budget = opts.max_blob_bytes;
         let mut count = 0u64;
         let mut buf = vec![0u8; COPY_BUF];
-        let entries = ar
-            .entries()
-            .map_err(|e| bad(format!("reading the archive: {e}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| bad(format!("reading the archive: {e}")))?;
             count += 1;
@@ -573,18 +684,20 @@ impl LoadCtx<'_> {
                         .header()
                         .size()
                         .map_err(|e| bad(format!("archive member {name}: bad size: {e}")))?;
-                    if let Some(expected) = blob_name_digest(&name) {
-                        let expected = expected.map_err(bad)?;
-                        let d = self.spool(
+                    let named = blob_name_digest(&name).transpose().map_err(bad)?;
+                    if named.is_some() || !is_json_member(&name) {
+                        let d = self.spool_member(
                             &mut entry,
                             &name,
-                            Some(expected),
+                            named,
                             size,
                             &mut blob_budget,
                             &mut buf,
+                            (speculate && size >= SPECULATE_MIN).then_some((opts, scope)),
+                            inflight,
                         )?;
                         Member::Blob(d, size)
-                    } else if is_json_member(&name) {
+                    } else {
                         if size > JSON_LIMIT {
                             return Err(bad(format!(
                                 "archive member {name} is too large ({size} bytes, at most {JSON_LIMIT})"
@@ -602,10 +715,6 @@ impl LoadCtx<'_> {
                             .read_to_end(&mut v)
                             .map_err(|e| bad(format!("reading archive member {name}: {e}")))?;
                         Member::Mem(v)
-                    } else {
-                        let d =
-                            self.spool(&mut entry, &name, None, size, &mut blob_budget, &mut buf)?;
-                        Member::Blob(d, size)
                     }
                 }
                 tar::EntryType::Symlink => {
@@ -634,8 +743,92 @@ impl LoadCtx<'_> {
         Ok(Members { map })
     }
 
+    /// [`LoadCtx::spool`]s one blob member; with `spec`, and when its start looks like a
+    /// layer that is not in the store yet, also unpacks it on another thread as it streams
+    /// (up to [`SPECULATE_THREADS`] layers at a time).
+    #[allow(clippy::too_many_arguments)]
+    fn spool_member<'s, 'env, R: Read>(
+        &mut self,
+        entry: &mut R,
+        name: &str,
+        expected: Option<Digest>,
+        size: u64,
+        budget: &mut Option<u64>,
+        buf: &mut [u8],
+        spec: Option<(&'env LoadOptions, &'s std::thread::Scope<'s, 'env>)>,
+        inflight: &mut Vec<Inflight<'s>>,
+    ) -> Result<Digest>
+    where
+        'a: 'env,
+    {
+        let Some((opts, scope)) = spec else {
+            return self.spool(entry, name, expected, size, budget, buf, None);
+        };
+        let mut head = [0u8; 512];
+        let n = read_full(entry, &mut head)
+            .map_err(|e| bad(format!("reading archive member {name}: {e}")))?;
+        let head = &head[..n];
+        let mut input = head.chain(entry);
+        let known = match &expected {
+            Some(d) => self.store.content().exists(d).unwrap_or(false),
+            None => false,
+        };
+        if known || !looks_like_layer(head) {
+            return self.spool(&mut input, name, expected, size, budget, buf, None);
+        }
+        if inflight.len() >= SPECULATE_THREADS {
+            let f = inflight.remove(0);
+            self.land(f);
+        }
+        let store: &'env ImageStore = self.store;
+        let work = format!("load-{}-s{}", self.token, self.work.len());
+        store.db().lease_add_snapshot(&self.lease, &work)?;
+        self.work.push(work.clone());
+        store.snapshotter().prepare(&work, None)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(SPECULATE_QUEUE);
+        let key = work.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
+        // The spooling hashes the blob already.
+        let apply = ApplyOptions {
+            hash_input: false,
+            ..opts.apply.clone()
+        };
+        let handle = std::thread::Builder::new()
+            .name("layer-unpack".into())
+            .spawn_scoped(scope, move || {
+                let r = ChanReader {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                    cancel: Some(stop),
+                };
+                store.snapshotter().apply_layer(&key, r, &apply)
+            })
+            .map_err(|e| Error::Msg(format!("starting a layer unpacking thread: {e}")))?;
+        let mut tx = Some(tx);
+        let d = self.spool(&mut input, name, expected, size, budget, buf, Some(&mut tx))?;
+        // The unpacker sees the end of its stream and finishes on its own (the next blobs
+        // stream in meanwhile); a plain layer's digest is its diff_id, and when a snapshot is
+        // named by it (a base layer some image has already; Docker's old archives name layers
+        // by directory, not digest, so this is known only now), the unpacking is stopped:
+        // assemble finds the snapshot and uses it.
+        drop(tx);
+        if sniff(head) == Compression::None && store.snapshotter().stat(d.as_str()).is_ok() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        inflight.push(Inflight {
+            blob: d.clone(),
+            work,
+            handle,
+        });
+        Ok(d)
+    }
+
     /// Copies one member into the content store (protected by the lease before it is
-    /// published, under the gc lock).
+    /// published, under the gc lock), feeding a copy of every chunk to `feed` while it takes
+    /// them (a layer unpacked while it streams in).
+    #[allow(clippy::too_many_arguments)]
     fn spool<R: Read>(
         &mut self,
         entry: &mut R,
@@ -644,6 +837,7 @@ impl LoadCtx<'_> {
         size: u64,
         budget: &mut Option<u64>,
         buf: &mut [u8],
+        mut feed: Option<&mut Option<std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>>>,
     ) -> Result<Digest> {
         if let Some(left) = budget {
             *left = left.checked_sub(size).ok_or_else(|| {
@@ -655,12 +849,18 @@ impl LoadCtx<'_> {
         let store = self.store;
         let mut w = store.content().writer(expected, Some(size))?;
         loop {
-            let n = match entry.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(bad(format!("reading archive member {name}: {e}"))),
-            };
+            let n = read_full(entry, buf)
+                .map_err(|e| bad(format!("reading archive member {name}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if let Some(slot) = feed.as_deref_mut()
+                && let Some(tx) = slot
+                && tx.send(Ok(buf[..n].to_vec())).is_err()
+            {
+                // The unpacker stopped (not a layer after all, or a bad one): spool on.
+                *slot = None;
+            }
             w.write_all(&buf[..n])
                 .map_err(|e| Error::Msg(format!("spooling archive member {name}: {e}")))?;
         }
@@ -699,10 +899,18 @@ impl LoadCtx<'_> {
             let parent = i.checked_sub(1).map(|j| chain[j].as_str().to_string());
             let what = || format!("layer {} ({name})", i + 1);
             let compression;
+            let spec = self.spec.get_mut(blob);
             if store.snapshotter().stat(&key).is_ok() {
                 // Already unpacked by another image: only check that this blob is that layer.
                 store.db().lease_add_snapshot(&self.lease, &key)?;
-                let (actual, c) = uncompressed_digest(store, blob)?;
+                let (actual, c) = match spec {
+                    Some(sp) => (
+                        Digest::parse(sp.applied.diff_id.as_str())
+                            .map_err(|e| Error::Msg(format!("{}: {e}", what())))?,
+                        sp.applied.compression,
+                    ),
+                    None => uncompressed_digest(store, blob)?,
+                };
                 if &actual != diff_id {
                     return Err(bad(format!(
                         "{}: content is {actual} but the image config says {diff_id}",
@@ -711,6 +919,29 @@ impl LoadCtx<'_> {
                 }
                 compression = c;
                 size += store.snapshotter().usage(&key).map_or(0, |u| u.size);
+            } else if let Some(sp) = spec
+                && sp.applied.implicit_dirs == 0
+                && let Some(spec_work) = sp.work.take()
+            {
+                // Unpacked while the archive streamed in, and independent of its parent.
+                if sp.applied.diff_id.as_str() != diff_id.as_str() {
+                    return Err(bad(format!(
+                        "{}: content is {} but the image config says {diff_id}",
+                        what(),
+                        sp.applied.diff_id
+                    )));
+                }
+                compression = sp.applied.compression;
+                size += sp.applied.size;
+                store.db().lease_add_snapshot(&self.lease, &key)?;
+                match store
+                    .snapshotter()
+                    .commit_onto(&key, &spec_work, parent.as_deref())
+                {
+                    Ok(()) => self.snapshots.push(key.clone()),
+                    Err(berth_snapshot::Error::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 let work = format!("load-{}-{i}", self.token);
                 store.db().lease_add_snapshot(&self.lease, &work)?;
@@ -854,15 +1085,24 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String>
         .map_err(|_| bad(format!("archive member {name}: link target is not UTF-8")))
 }
 
-/// Reads a decompressor's output from the thread running it.
+/// Reads a decompressor's output from the thread running it (or a blob's chunks from the
+/// thread spooling it), until the sender is gone or `cancel` is set.
 struct ChanReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Read for ChanReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(io::Error::other("cancelled: the layer is unpacked already"));
+        }
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(b)) => {
@@ -948,6 +1188,7 @@ fn inflating(store: &ImageStore, blob: &Digest) -> Result<(Box<dyn Read>, Compre
             rx,
             cur: Vec::new(),
             pos: 0,
+            cancel: None,
         }),
         c,
     ))

@@ -27,6 +27,7 @@ pub mod bootstrap;
 pub mod change;
 pub mod error;
 pub mod gc;
+mod gzip;
 pub mod model;
 pub mod store;
 

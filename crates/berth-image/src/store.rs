@@ -451,7 +451,7 @@ impl ImageStore {
         // The layer: the snapshot's diff, gzip-compressed into the content store.
         let mut writer = self.content.writer(None, None)?;
         let diff = {
-            let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
+            let mut gz = crate::gzip::AdaptiveGz::new(&mut writer);
             let d = self
                 .snapshots
                 .write_diff_skipping(key, &opts.skip, &mut gz)?;

@@ -781,3 +781,161 @@ fn fuzz_load_smoke() {
         }
     }
 }
+
+// ---- layers unpacked while the archive streams in (blobs of 1 MiB and more) -------------
+
+/// `n` bytes that do not compress.
+fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n).map(|_| (xorshift(&mut seed) >> 24) as u8).collect()
+}
+
+/// The chain ids of the layers with these uncompressed contents.
+fn chain_of(layers: &[&[u8]]) -> Vec<String> {
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| sha(l)).collect();
+    berth_image::model::chain_ids(&diff_ids)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn large_layers_arriving_in_any_order_get_their_parents() {
+    let e = env();
+    let l0 = Ar::new()
+        .dir("data/")
+        .file("data/zero", &noise(3 << 19, 1))
+        .file("data/gone", b"deleted by layer 2")
+        .done();
+    let l1 = Ar::new()
+        .dir("data/")
+        .file("data/one", &noise(3 << 19, 2))
+        .file("data/.wh.gone", b"")
+        .done();
+    let l2 = Ar::new().file("two", &noise(3 << 19, 3)).done();
+    let config = config_for(&[&l0, &l1, &l2]);
+    // Newest layer first, one of them gzip-compressed, the manifest last.
+    let ar = Ar::new()
+        .file("c/layer.tar", &l2)
+        .file("b/layer.tar", &gzip(&l1))
+        .file("a/layer.tar", &l0)
+        .file("cfg.json", &config)
+        .file(
+            "manifest.json",
+            &manifest("cfg.json", &["a/layer.tar", "b/layer.tar", "c/layer.tar"]),
+        )
+        .done();
+    let out = e.load(&ar).unwrap();
+    assert_eq!(out[0].tags[0].familiar(), "x:1");
+    let chain = chain_of(&[&l0, &l1, &l2]);
+    let snaps = e.store.snapshotter();
+    assert_eq!(snaps.list().len(), 3, "{:?}", snaps.list());
+    for (i, key) in chain.iter().enumerate() {
+        let info = snaps.stat(key).unwrap();
+        assert_eq!(info.parent.as_ref(), i.checked_sub(1).map(|j| &chain[j]));
+    }
+    let fs = |i: usize| snaps.paths(&chain[i]).unwrap().fs;
+    assert_eq!(
+        std::fs::read(fs(0).join("data/zero")).unwrap(),
+        noise(3 << 19, 1)
+    );
+    assert_eq!(
+        std::fs::read(fs(1).join("data/one")).unwrap(),
+        noise(3 << 19, 2)
+    );
+    assert_eq!(std::fs::read(fs(2).join("two")).unwrap(), noise(3 << 19, 3));
+    // The whiteout is overlay's (a 0:0 character device), in the layer that made it.
+    use std::os::unix::fs::FileTypeExt;
+    let wh = std::fs::symlink_metadata(fs(1).join("data/gone")).unwrap();
+    assert!(wh.file_type().is_char_device());
+    assert!(e.store.db().leases().unwrap().is_empty());
+    for d in e.store.content().list().unwrap() {
+        e.store.content().verify(&d).unwrap();
+    }
+    e.assert_contained();
+}
+
+#[test]
+fn large_layer_missing_parent_dirs_takes_them_from_its_parent() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let e = env();
+    let mut h = header(tar::EntryType::Directory, "opt/", 0);
+    h.set_mode(0o710);
+    h.set_uid(1234);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, std::io::empty()).unwrap();
+    let l0 = b.into_inner().unwrap();
+    // No "opt/" entry: the directory comes from the layer below.
+    let l1 = Ar::new().file("opt/big", &noise(3 << 19, 4)).done();
+    let config = config_for(&[&l0, &l1]);
+    let ar = Ar::new()
+        .file("b/layer.tar", &l1)
+        .file("a/layer.tar", &l0)
+        .file("cfg.json", &config)
+        .file(
+            "manifest.json",
+            &manifest("cfg.json", &["a/layer.tar", "b/layer.tar"]),
+        )
+        .done();
+    e.load(&ar).unwrap();
+    let chain = chain_of(&[&l0, &l1]);
+    let snaps = e.store.snapshotter();
+    assert_eq!(snaps.list().len(), 2, "{:?}", snaps.list());
+    let fs = snaps.paths(&chain[1]).unwrap().fs;
+    let m = std::fs::metadata(fs.join("opt")).unwrap();
+    assert_eq!((m.uid(), m.permissions().mode() & 0o7777), (1234, 0o710));
+    assert_eq!(
+        std::fs::read(fs.join("opt/big")).unwrap(),
+        noise(3 << 19, 4)
+    );
+    assert!(e.store.db().leases().unwrap().is_empty());
+    e.assert_contained();
+}
+
+#[test]
+fn large_layer_diff_id_mismatch_refused() {
+    let e = env();
+    let real = Ar::new().file("big", &noise(3 << 19, 5)).done();
+    let claimed = Ar::new().file("big", &noise(3 << 19, 6)).done();
+    let config = config_for(&[&claimed]);
+    let ar = Ar::new()
+        .file(&format!("blobs/sha256/{}", sha(&real).hex()), &real)
+        .file("cfg.json", &config)
+        .file(
+            "manifest.json",
+            &manifest("cfg.json", &[&format!("blobs/sha256/{}", sha(&real).hex())]),
+        )
+        .done();
+    e.refused(&ar, "content is sha256:");
+}
+
+#[test]
+fn large_blob_digest_mismatch_refused() {
+    let e = env();
+    let real = Ar::new().file("big", &noise(3 << 19, 7)).done();
+    let name = format!("blobs/sha256/{}", sha(b"something else").hex());
+    let ar = Ar::new().file(&name, &real).done();
+    e.refused(&ar, "digest mismatch");
+}
+
+#[test]
+fn large_base_layer_already_unpacked_is_reused() {
+    let e = env();
+    let base = Ar::new().file("base", &noise(3 << 19, 8)).done();
+    e.load(&docker_archive(&[&base], &["base:1"])).unwrap();
+    assert_eq!(e.store.snapshotter().list().len(), 1);
+    let top = Ar::new().file("top", &noise(3 << 19, 9)).done();
+    let out = e.load(&docker_archive(&[&base, &top], &["top:1"])).unwrap();
+    assert_eq!(out[0].tags[0].familiar(), "top:1");
+    let chain = chain_of(&[&base, &top]);
+    let snaps = e.store.snapshotter();
+    assert_eq!(snaps.list().len(), 2, "{:?}", snaps.list());
+    assert_eq!(
+        snaps.stat(&chain[1]).unwrap().parent.as_ref(),
+        Some(&chain[0])
+    );
+    let fs = snaps.paths(&chain[1]).unwrap().fs;
+    assert_eq!(std::fs::read(fs.join("top")).unwrap(), noise(3 << 19, 9));
+    assert!(e.store.db().leases().unwrap().is_empty());
+    e.assert_contained();
+}

@@ -83,6 +83,11 @@ pub struct ApplyOptions {
     /// does not contain (a parent of one of its entries) is created with the owner, mode and
     /// times it has in the topmost lower that has it, so the merged view keeps them.
     pub lower_dirs: Vec<PathBuf>,
+    /// Whether a compressed input is hashed too (for [`AppliedLayer::compressed_digest`]).
+    /// Off for a caller that has just hashed the same bytes itself (`docker load` spools a
+    /// blob into the content store while unpacking it); the digest is then not computed and
+    /// `compressed_digest` is the `diff_id`. Default: on.
+    pub hash_input: bool,
 }
 
 impl Default for ApplyOptions {
@@ -93,6 +98,7 @@ impl Default for ApplyOptions {
             devices: rustix::process::geteuid().is_root(),
             id_shift: None,
             lower_dirs: Vec::new(),
+            hash_input: true,
         }
     }
 }
@@ -102,7 +108,8 @@ impl Default for ApplyOptions {
 pub struct AppliedLayer {
     /// sha256 of the uncompressed tar stream: the layer's `diff_id`.
     pub diff_id: Digest,
-    /// sha256 of the input as given (equal to `diff_id` for a plain tar).
+    /// sha256 of the input as given (equal to `diff_id` for a plain tar, and when
+    /// [`ApplyOptions::hash_input`] is off).
     pub compressed_digest: Digest,
     pub compression: Compression,
     /// Length of the uncompressed tar stream.
@@ -113,6 +120,11 @@ pub struct AppliedLayer {
     pub content_bytes: u64,
     /// Number of entries (PAX global headers not counted).
     pub entries: u64,
+    /// Parent directories the layer needed but did not contain, created by the applier
+    /// (with metadata from [`ApplyOptions::lower_dirs`] when they have them). When this is
+    /// zero, the result does not depend on the lower layers at all: an overlay-format
+    /// application without lowers is then the same as one on any parent.
+    pub implicit_dirs: u64,
 }
 
 /// Applies the layer read from `reader` onto `dest` in overlay format (see the module docs).
@@ -183,6 +195,10 @@ pub(crate) fn apply_fd<R: Read>(
         .read_to_end(&mut head)
         .map_err(|e| Error::Archive(format!("reading: {e}")))?;
     let compression = detect(&head)?;
+    let hash_input = opts.hash_input || compression == Compression::None;
+    if !hash_input {
+        raw.count_only();
+    }
     let input = io::Cursor::new(head).chain(raw);
     let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(input),
@@ -192,8 +208,13 @@ pub(crate) fn apply_fd<R: Read>(
                 .map_err(|e| Error::Archive(format!("zstd: {e}")))?,
         ),
     };
+    // A plain tar's diff_id is its input digest: hashed once, not twice.
     let ttally: SharedTally = Rc::default();
-    let mut archive = tar::Archive::new(HashReader::new(decoded, ttally.clone()));
+    let hashed: Box<dyn Read> = match compression {
+        Compression::None => decoded,
+        _ => Box::new(HashReader::new(decoded, ttally.clone())),
+    };
+    let mut archive = tar::Archive::new(hashed);
     let lowers = opts
         .lower_dirs
         .iter()
@@ -215,6 +236,7 @@ pub(crate) fn apply_fd<R: Read>(
         dir_times: Vec::new(),
         bytes: 0,
         entries: 0,
+        implicit_dirs: 0,
         buf: vec![0u8; 128 * 1024],
         file_parent: None,
     };
@@ -228,16 +250,28 @@ pub(crate) fn apply_fd<R: Read>(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| archive_err(&e))?;
     drop(rest);
-    let t = std::mem::take(&mut *ttally.borrow_mut());
     let c = std::mem::take(&mut *ctally.borrow_mut());
+    let (diff_id, size) = match compression {
+        Compression::None => (Digest::from_hasher(c.sha.clone()), c.len),
+        _ => {
+            let t = std::mem::take(&mut *ttally.borrow_mut());
+            (Digest::from_hasher(t.sha), t.len)
+        }
+    };
+    let compressed_digest = if hash_input && compression != Compression::None {
+        Digest::from_hasher(c.sha)
+    } else {
+        diff_id.clone()
+    };
     let out = AppliedLayer {
-        diff_id: Digest::from_hasher(t.sha),
-        compressed_digest: Digest::from_hasher(c.sha),
+        diff_id,
+        compressed_digest,
         compression,
-        size: t.len,
+        size,
         compressed_size: c.len,
         content_bytes: ap.bytes,
         entries: ap.entries,
+        implicit_dirs: ap.implicit_dirs,
     };
     Ok(out)
 }
@@ -371,6 +405,8 @@ struct Applier<'a> {
     dir_times: Vec<DirTimes>,
     bytes: u64,
     entries: u64,
+    /// Parent directories created because the layer did not contain them.
+    implicit_dirs: u64,
     buf: Vec<u8>,
     /// The parent directory of the last entry, when that entry was a regular file: a run of
     /// files in one directory resolves it once. Any other kind of entry drops it, so only
@@ -958,6 +994,7 @@ impl Applier<'_> {
                         }
                         Err(e) => return Err(err(format!("creating parent {pshown:?}: {e}"))),
                     }
+                    self.implicit_dirs += 1;
                     let lower = self.lower_dir_meta(&prefix);
                     let (uid, gid, mode) = match lower {
                         Some(m) => (m.uid, m.gid, m.perm()),

@@ -95,11 +95,21 @@ pub(crate) type SharedTally = Rc<RefCell<Tally>>;
 pub(crate) struct HashReader<R> {
     inner: R,
     tally: SharedTally,
+    hash: bool,
 }
 
 impl<R: Read> HashReader<R> {
     pub(crate) fn new(inner: R, tally: SharedTally) -> Self {
-        HashReader { inner, tally }
+        HashReader {
+            inner,
+            tally,
+            hash: true,
+        }
+    }
+
+    /// From now on only counts what is read, without hashing it.
+    pub(crate) fn count_only(&mut self) {
+        self.hash = false;
     }
 }
 
@@ -107,7 +117,9 @@ impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut t = self.tally.borrow_mut();
-        t.sha.update(&buf[..n]);
+        if self.hash {
+            t.sha.update(&buf[..n]);
+        }
         t.len += n as u64;
         Ok(n)
     }

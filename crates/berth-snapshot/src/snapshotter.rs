@@ -468,6 +468,62 @@ impl Snapshotter {
         Ok(())
     }
 
+    /// Commits the active snapshot `key`, made without a parent, as the immutable snapshot
+    /// `name` on top of the committed snapshot `parent`. This lets a layer be unpacked before
+    /// its parent is known (`docker load` unpacks layers while the archive streams in, and
+    /// learns their order only from the manifest at its end). Only the overlay driver keeps
+    /// a snapshot's own changes apart from its parent's, so only it allows this, and only a
+    /// layer whose application did not depend on the lower layers may be attached this way
+    /// (see [`AppliedLayer::implicit_dirs`]).
+    pub fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        if name.is_empty() || name.contains('\0') {
+            return Err(Error::msg(format!(
+                "snapshot name {name:?} is empty or has a NUL byte"
+            )));
+        }
+        if parent.is_some() && self.driver == Driver::Copy {
+            return Err(Error::msg(
+                "the copy driver cannot attach a snapshot to a parent after the fact",
+            ));
+        }
+        let mut st = self.lock();
+        self.update(&mut st, |m| {
+            let rec = m
+                .snapshots
+                .get(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
+            if rec.kind != Kind::Active {
+                return Err(Error::state(key, "is not active and cannot be committed"));
+            }
+            if rec.parent.is_some() {
+                return Err(Error::state(key, "already has a parent"));
+            }
+            if let Some(p) = parent {
+                let pr = m
+                    .snapshots
+                    .get(p)
+                    .ok_or_else(|| Error::NotFound(p.to_string()))?;
+                if pr.kind != Kind::Committed {
+                    return Err(Error::state(p, "is not committed and cannot be a parent"));
+                }
+            }
+            if m.snapshots.contains_key(name) {
+                return Err(Error::AlreadyExists(name.to_string()));
+            }
+            let mut rec = m
+                .snapshots
+                .remove(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
+            rec.kind = Kind::Committed;
+            rec.parent = parent.map(str::to_string);
+            rec.updated = SystemTime::now();
+            m.snapshots.insert(name.to_string(), rec);
+            Ok(())
+        })?;
+        debug!(name, key, parent, "snapshot committed onto its parent");
+        Ok(())
+    }
+
     /// Removes snapshot `key` and its data. Refused while other snapshots have it as parent.
     /// Its mounts must already be unmounted.
     pub fn remove(&self, key: &str) -> Result<()> {
