@@ -17,7 +17,8 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -258,7 +259,8 @@ impl Netlink {
 
     /// Creates a veth pair: `host` stays here, attached to bridge `master` (when given); its
     /// peer is created directly inside the namespace at `peer_netns` as `peer_name` with MAC
-    /// `peer_mac`, so no temporary name ever appears in the host namespace.
+    /// `peer_mac`, so no temporary name ever appears in the host namespace. Both ends get
+    /// `mtu` in the same request.
     pub fn create_veth(
         &mut self,
         host: &str,
@@ -266,6 +268,7 @@ impl Netlink {
         peer_name: &str,
         peer_mac: [u8; 6],
         peer_netns: &Path,
+        mtu: u32,
     ) -> Result<u32, Error> {
         let ns = open_netns(peer_netns)?;
         let mut peer = LinkMessage::default();
@@ -273,9 +276,11 @@ impl Netlink {
             .push(LinkAttribute::IfName(peer_name.to_string()));
         peer.attributes
             .push(LinkAttribute::Address(peer_mac.to_vec()));
+        peer.attributes.push(LinkAttribute::Mtu(mtu));
         peer.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(host.to_string()));
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
         if let Some(master) = master {
             msg.attributes.push(LinkAttribute::Controller(master));
         }
@@ -297,8 +302,14 @@ impl Netlink {
         })
     }
 
-    /// Adds a default route via `gateway`.
-    pub fn add_default_route(&mut self, gateway: Ipv4Addr, oif: u32) -> Result<(), Error> {
+    /// Adds a default route via `gateway`; with `mtu`, the route carries that MTU (smaller
+    /// than the link's when only on-link peers may use the link's full MTU).
+    pub fn add_default_route(
+        &mut self,
+        gateway: Ipv4Addr,
+        oif: u32,
+        mtu: Option<u32>,
+    ) -> Result<(), Error> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
@@ -308,6 +319,10 @@ impl Netlink {
         msg.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
         msg.attributes.push(RouteAttribute::Oif(oif));
+        if let Some(mtu) = mtu {
+            msg.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+        }
         match self.request(
             &format!("add default route via {gateway}"),
             RouteNetlinkMessage::NewRoute(msg),

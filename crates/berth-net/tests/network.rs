@@ -311,6 +311,54 @@ fn published_port_reaches_container_via_localhost_and_gateway() {
 }
 
 #[test]
+fn host_traffic_gets_the_64k_link_and_egress_keeps_1500() {
+    let t = TestNet::new();
+    let c = Sandbox::new();
+    serve(&c, 80, "hello over a big link");
+    let a = t
+        .net()
+        .attach("big", &c.netns(), &[port("0:80")], None)
+        .unwrap();
+    let mtu = format!("mtu {}", berth_net::LINK_MTU);
+    let eth0 = String::from_utf8(c.run(&["ip", "-o", "link", "show", "eth0"]).stdout).unwrap();
+    assert!(eth0.contains(&mtu), "eth0 not at {mtu}: {eth0}");
+    let hl = host_links();
+    for dev in [format!("{}@", a.veth), format!("{}:", t.bridge)] {
+        let line = hl.lines().find(|l| l.contains(&dev)).unwrap_or_default();
+        assert!(line.contains(&mtu), "{dev} not at {mtu}: {line}");
+    }
+    // A route lookup only (TEST-NET-1, nothing is sent): what leaves through the gateway
+    // keeps Ethernet's MTU, while the gateway itself is reached at the link's.
+    let out = String::from_utf8(c.run(&["ip", "-4", "route", "get", "192.0.2.1"]).stdout).unwrap();
+    assert!(
+        out.contains(&format!("mtu {}", berth_net::ROUTE_MTU)),
+        "egress route without mtu {}: {out}",
+        berth_net::ROUTE_MTU
+    );
+    let gw = a.gateway.to_string();
+    let out = String::from_utf8(c.run(&["ip", "-4", "route", "get", &gw]).stdout).unwrap();
+    assert!(!out.contains("mtu"), "gateway route limited: {out}");
+
+    // A connection to the published port on 127.0.0.1 (the hairpin) negotiates segments
+    // larger than Ethernet's 1460 bytes.
+    let hp = a.ports[0].host_port;
+    let s = connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, hp)).unwrap();
+    let lp = s.local_addr().unwrap().port();
+    let ss = Command::new("ss")
+        .args(["-Htin", "state", "all", "src", &format!("127.0.0.1:{lp}")])
+        .output()
+        .unwrap();
+    let ss = String::from_utf8(ss.stdout).unwrap();
+    let mss: u32 = ss
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mss:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no mss in ss output: {ss}"));
+    assert!(mss > 1460, "mss {mss} through the hairpin: {ss}");
+    assert_eq!(fetch(Ok(s)), "hello over a big link");
+}
+
+#[test]
 fn host_ip_binding_only_matches_that_address() {
     let t = TestNet::new();
     let c = Sandbox::new();
