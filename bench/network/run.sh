@@ -157,11 +157,12 @@ def iperf(host, port, reverse):
     argv = ["iperf3", "-c", host, "-p", str(port), "-t", E["IP_SECS"], "-O", "1", "-J"]
     if reverse:
         argv.append("-R")
-    for _ in range(50):  # the server may still be starting: retry a refused one
+    for _ in range(50):  # the server may be starting or finishing the last test: retry
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if p.returncode == 0:
+        try:
             return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 8e6
-        time.sleep(0.2)
+        except (ValueError, KeyError):
+            time.sleep(0.3)
     raise SystemExit(f"failed: {' '.join(argv)}\n{p.stdout[-500:]}{p.stderr}")
 
 IR = int(E["IP_ROUNDS"])
