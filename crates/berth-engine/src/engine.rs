@@ -417,7 +417,7 @@ impl Engine {
     /// delete, rootfs unmount. Call with the lifecycle lock held.
     pub(crate) async fn finish_exit(&self, ctr: &Arc<Ctr>, exit: Option<(i64, String)>) {
         let oom = crate::stats::oom_killed(&ctr.record());
-        self.detach_network(ctr).await;
+        self.detach_exited(ctr).await;
         // The runtime's delete (cgroups, state) and the rootfs unmount are independent once
         // the container's processes are gone: run them side by side.
         let rootfs = self.bundle_dir(&ctr.id).join("rootfs");
@@ -531,6 +531,36 @@ impl Engine {
 }
 
 impl Engine {
+    /// [`Engine::detach_network`] for a container whose processes are gone: its bridge veth
+    /// is deleted in the background (see [`berth_net::Network::detach_deferred`]), off the
+    /// path of `run --rm` and of `docker stop`.
+    pub(crate) async fn detach_exited(&self, ctr: &Arc<Ctr>) {
+        self.detach_endpoints(ctr).await;
+        if ctr.record().net.is_none() {
+            return;
+        }
+        let engine = self.clone();
+        let id = ctr.id.clone();
+        let res = tokio::task::spawn_blocking(move || match engine.inner.net.as_ref() {
+            Some(n) => n.detach_deferred(&id),
+            None => Ok(None),
+        })
+        .await;
+        match res {
+            Ok(Ok(Some(link))) => {
+                let id = ctr.id.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = link.delete() {
+                        tracing::warn!("container {id}: deleting its veth: {e}");
+                    }
+                });
+            }
+            Ok(Err(e)) => tracing::warn!("container {}: leaving the bridge: {e}", ctr.id),
+            _ => {}
+        }
+        ctr.with_rec(|r| r.net = None);
+    }
+
     /// Takes a container off the bridge (its veth, address and published ports).
     pub(crate) async fn detach_network(&self, ctr: &Arc<Ctr>) {
         self.detach_endpoints(ctr).await;

@@ -21,7 +21,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 pub use ipam::Subnet;
-pub use network::{AttachOptions, Attachment, LINK_MTU, Network, NetworkConfig, ROUTE_MTU};
+pub use network::{
+    AttachOptions, Attachment, LINK_MTU, Network, NetworkConfig, PendingLink, ROUTE_MTU,
+};
 pub use ports::{PortBinding, PortBindings, Proto};
 
 /// Everything that can go wrong, naming the object concerned.

@@ -201,6 +201,12 @@ impl Netlink {
         let Some(index) = self.link_index(name)? else {
             return Ok(());
         };
+        self.delete_link_index(index, name)
+    }
+
+    /// Deletes link `index` (called `name` in messages); a link already gone is fine. By
+    /// index, so that a link of the same name made since is never the one deleted.
+    pub fn delete_link_index(&mut self, index: u32, name: &str) -> Result<(), Error> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         match self.request(

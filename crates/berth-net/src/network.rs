@@ -462,6 +462,8 @@ impl Network {
             .ok_or_else(|| Error::InvalidConfig(format!("bridge {} is gone", self.cfg.bridge)))?;
         let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
         let eth_name = opts.ifname.as_str();
+        // A leftover of an earlier attach whose deletion was deferred (detach_deferred).
+        host.delete_link(veth)?;
         let vidx = host.create_veth(veth, Some(bridge), eth_name, mac, netns, LINK_MTU)?;
         host.set_up(vidx)?;
         let mut ns = Netlink::open_in(netns)?;
@@ -499,6 +501,32 @@ impl Network {
 
     /// Removes a container's veth, and its rules when its record lists published ports
     /// (attach records the ports before it adds any rule).
+    /// [`Network::detach`] for a container whose processes have all exited, without waiting
+    /// for its veth to go: deleting a link waits for RCU grace periods (20–40 ms on a busy
+    /// host), and a dead container's namespace takes its veth pair with it anyway. Rules,
+    /// address and state are dropped now; the returned link, if any, is for the caller to
+    /// delete later ([`PendingLink::delete`]), which also covers a namespace kept alive by
+    /// another container (`--network container:`). A new attach under the same name first
+    /// removes such a leftover.
+    pub fn detach_deferred(&self, container_id: &str) -> Result<Option<PendingLink>, Error> {
+        check_container_id(container_id)?;
+        let _lock = self.lock()?;
+        let mut st = self.load_required()?;
+        let published = st
+            .containers
+            .get(container_id)
+            .is_some_and(|a| !a.ports.is_empty());
+        if published {
+            nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
+        }
+        let name = self.veth_name(container_id);
+        let index = Netlink::open()?.link_index(&name)?;
+        if st.containers.remove(container_id).is_some() {
+            self.save(&st)?;
+        }
+        Ok(index.map(|index| PendingLink { index, name }))
+    }
+
     fn teardown(&self, container_id: &str, published: bool) -> Result<(), Error> {
         if published {
             nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
@@ -594,6 +622,21 @@ impl Network {
         // killed mid-write. An fsync here cost every attach and detach a journal commit.
         tmp.persist(&path).map_err(|e| state_err(&path, e.error))?;
         Ok(())
+    }
+}
+
+/// A container's host-side veth left for later deletion by [`Network::detach_deferred`].
+#[derive(Debug)]
+pub struct PendingLink {
+    index: u32,
+    name: String,
+}
+
+impl PendingLink {
+    /// Deletes the link (by index: a link of the same name made since stays); one already
+    /// gone with its namespace is fine.
+    pub fn delete(self) -> Result<(), Error> {
+        Netlink::open()?.delete_link_index(self.index, &self.name)
     }
 }
 

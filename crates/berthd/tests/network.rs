@@ -113,7 +113,8 @@ fn bridge_addresses_ports_and_teardown() {
     };
     assert_eq!(veth_count(), 1);
     d.docker(&["rm", "-f", "web", "web2"]);
-    assert_eq!(veth_count(), 0);
+    // The veth goes with the dead container's namespace (or is deleted in the background).
+    wait_for("the veth to go", || (veth_count() == 0).then_some(()));
     assert!(http_get("127.0.0.1:18080").is_none_or(|b| !b.contains("hello-from-berth")));
     let rules = run(
         std::process::Command::new("nft").args(["-a", "list", "table", "ip", &d.table]),
