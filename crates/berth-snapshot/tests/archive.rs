@@ -293,7 +293,13 @@ fn racing_symlink_swaps_stay_inside() {
                     i += 1;
                     std::thread::yield_now();
                     let _ = std::fs::remove_file(&sub);
-                    let _ = std::fs::rename(&parked, &sub);
+                    // An upload may have made a new `sub` directory in the gap: drop it (it
+                    // is inside the tree; a symlink is removed, not followed), or the racer
+                    // would be wedged with `parked` in the way for the rest of the test.
+                    if std::fs::rename(&parked, &sub).is_err() {
+                        let _ = std::fs::remove_dir_all(&sub);
+                        let _ = std::fs::rename(&parked, &sub);
+                    }
                     swaps += 1;
                     swapped.store(swaps, Ordering::Relaxed);
                 }
