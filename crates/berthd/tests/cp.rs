@@ -263,6 +263,12 @@ fn cp_both_ways_like_docker() {
     // The API itself: a relative path is a 400, a missing one a 404, no container a 404.
     assert_eq!(d.get("/containers/web/archive?path=etc").0, 400);
     assert_eq!(d.get("/containers/web/archive?path=/nope").0, 404);
+    // An upload refused before its end still gets its answer, not a broken pipe: 4 MiB is
+    // far more than the socket buffers hold.
+    let big = "\0".repeat(4 << 20);
+    let (code, text) = d.request("PUT", "/containers/web/archive?path=/no/such", Some(&big));
+    assert_eq!(code, 404, "{text}");
+    assert!(text.contains("Could not find the file"), "{text}");
     assert_eq!(d.get("/containers/web/archive").0, 400);
     assert_eq!(d.get("/containers/nosuch/archive?path=/etc").0, 404);
     d.docker(&["rm", "-f", "web"]).ok();

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_api_types::archive::{ContainerPathStat, PATH_STAT_HEADER};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 
 use crate::backend::{ArchivePutOptions, Backend};
 use crate::error::{ApiError, ApiResult};
@@ -88,10 +88,43 @@ async fn put_archive<B: Backend>(
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
         copy_uid_gid: flag(&q, "copyUIDGID"),
     };
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map_err(|e| std::io::Error::other(e.to_string()));
-    b.archive_put(&id, opts, Box::pin(body)).await?;
+    // The body reaches the backend through a channel, so that what the backend does not
+    // read (it refused the request before the end: a missing path, a bad tar) is still read
+    // and dropped here, within bounds, before the answer goes out. A client still writing
+    // its upload would otherwise get a broken pipe instead of the error message (docker cp
+    // does: "write: broken pipe").
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let mut body = req.into_body().into_data_stream();
+    let feeder = tokio::spawn(async move {
+        let mut feeding = true;
+        let mut dropped = 0usize;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) if feeding => {
+                    if let Err(tokio::sync::mpsc::error::SendError(Ok(c))) = tx.send(Ok(c)).await {
+                        feeding = false;
+                        dropped += c.len();
+                    }
+                }
+                Ok(c) => dropped += c.len(),
+                Err(e) => {
+                    if feeding {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    }
+                    break;
+                }
+            }
+            if dropped > DRAIN_LIMIT {
+                break;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let res = b.archive_put(&id, opts, Box::pin(stream)).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), feeder).await;
+    res?;
     Ok(StatusCode::OK.into_response())
 }
+
+/// How much of a refused upload is read and dropped before answering.
+const DRAIN_LIMIT: usize = 16 << 20;
