@@ -535,6 +535,15 @@ impl Engine {
     /// is deleted in the background (see [`berth_net::Network::detach_deferred`]), off the
     /// path of `run --rm` and of `docker stop`.
     pub(crate) async fn detach_exited(&self, ctr: &Arc<Ctr>) {
+        self.leave_bridge(ctr, true).await;
+    }
+
+    /// Takes a container off the bridge (its veth, address and published ports).
+    pub(crate) async fn detach_network(&self, ctr: &Arc<Ctr>) {
+        self.leave_bridge(ctr, false).await;
+    }
+
+    async fn leave_bridge(&self, ctr: &Arc<Ctr>, defer_veth: bool) {
         self.detach_endpoints(ctr).await;
         if ctr.record().net.is_none() {
             return;
@@ -542,7 +551,8 @@ impl Engine {
         let engine = self.clone();
         let id = ctr.id.clone();
         let res = tokio::task::spawn_blocking(move || match engine.inner.net.as_ref() {
-            Some(n) => n.detach_deferred(&id),
+            Some(n) if defer_veth => n.detach_deferred(&id),
+            Some(n) => n.detach(&id).map(|()| None),
             None => Ok(None),
         })
         .await;
@@ -557,25 +567,6 @@ impl Engine {
             }
             Ok(Err(e)) => tracing::warn!("container {}: leaving the bridge: {e}", ctr.id),
             _ => {}
-        }
-        ctr.with_rec(|r| r.net = None);
-    }
-
-    /// Takes a container off the bridge (its veth, address and published ports).
-    pub(crate) async fn detach_network(&self, ctr: &Arc<Ctr>) {
-        self.detach_endpoints(ctr).await;
-        if ctr.record().net.is_none() {
-            return;
-        }
-        let engine = self.clone();
-        let id = ctr.id.clone();
-        let res = tokio::task::spawn_blocking(move || match engine.inner.net.as_ref() {
-            Some(n) => n.detach(&id),
-            None => Ok(()),
-        })
-        .await;
-        if let Ok(Err(e)) = res {
-            tracing::warn!("container {}: leaving the bridge: {e}", ctr.id);
         }
         ctr.with_rec(|r| r.net = None);
     }

@@ -904,15 +904,7 @@ impl ImageStore {
     /// If the image was deleted while the container used it (a forced `docker rmi`), its
     /// layer snapshots, kept until now, are removed too.
     pub fn release_rootfs(&self, key: &str) -> Result<()> {
-        let parent = match self.snapshots.stat(key) {
-            Ok(info) => info.parent,
-            Err(berth_snapshot::Error::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        match self.snapshots.remove(key) {
-            Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        let parent = self.remove_container_snapshot(key)?;
         self.db.write(|tx| tx.delete(&SNAPSHOTS, key))?;
         self.remove_orphaned_parents(parent)
     }
@@ -922,16 +914,21 @@ impl ImageStore {
     /// snapshot and the image snapshots under it that nothing needs any more. Missing pieces
     /// are not an error; what a failure leaves, garbage collection removes.
     pub fn remove_rootfs(&self, key: &str) -> Result<()> {
+        let parent = self.remove_container_snapshot(key)?;
+        self.remove_orphaned_parents(parent)
+    }
+
+    /// Removes container snapshot `key` (gone already is fine) and returns its parent.
+    fn remove_container_snapshot(&self, key: &str) -> Result<Option<String>> {
         let parent = match self.snapshots.stat(key) {
             Ok(info) => info.parent,
             Err(berth_snapshot::Error::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
         match self.snapshots.remove(key) {
-            Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+            Ok(()) | Err(berth_snapshot::Error::NotFound(_)) => Ok(parent),
+            Err(e) => Err(e.into()),
         }
-        self.remove_orphaned_parents(parent)
     }
 
     /// Removes the chain of image snapshots from `parent` down while no image, container or

@@ -485,22 +485,9 @@ impl Network {
     /// Disconnects a container: its rules, its veth pair and its address. Detaching an
     /// unknown container is not an error.
     pub fn detach(&self, container_id: &str) -> Result<(), Error> {
-        check_container_id(container_id)?;
-        let _lock = self.lock()?;
-        let mut st = self.load_required()?;
-        let published = st
-            .containers
-            .get(container_id)
-            .is_some_and(|a| !a.ports.is_empty());
-        self.teardown(container_id, published)?;
-        if st.containers.remove(container_id).is_some() {
-            self.save(&st)?;
-        }
-        Ok(())
+        self.detach_with(container_id, false).map(|_| ())
     }
 
-    /// Removes a container's veth, and its rules when its record lists published ports
-    /// (attach records the ports before it adds any rule).
     /// [`Network::detach`] for a container whose processes have all exited, without waiting
     /// for its veth to go: deleting a link waits for RCU grace periods (20–40 ms on a busy
     /// host), and a dead container's namespace takes its veth pair with it anyway. Rules,
@@ -509,6 +496,11 @@ impl Network {
     /// another container (`--network container:`). A new attach under the same name first
     /// removes such a leftover.
     pub fn detach_deferred(&self, container_id: &str) -> Result<Option<PendingLink>, Error> {
+        self.detach_with(container_id, true)
+    }
+
+    /// Both detaches: the rules, then the veth (deleted here unless `defer`), then the state.
+    fn detach_with(&self, container_id: &str, defer: bool) -> Result<Option<PendingLink>, Error> {
         check_container_id(container_id)?;
         let _lock = self.lock()?;
         let mut st = self.load_required()?;
@@ -520,13 +512,20 @@ impl Network {
             nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;
         }
         let name = self.veth_name(container_id);
-        let index = Netlink::open()?.link_index(&name)?;
+        let mut link = Netlink::open()?
+            .link_index(&name)?
+            .map(|index| PendingLink { index, name });
+        if !defer && let Some(l) = link.take() {
+            l.delete()?;
+        }
         if st.containers.remove(container_id).is_some() {
             self.save(&st)?;
         }
-        Ok(index.map(|index| PendingLink { index, name }))
+        Ok(link)
     }
 
+    /// Removes a container's veth, and its rules when its record lists published ports
+    /// (attach records the ports before it adds any rule).
     fn teardown(&self, container_id: &str, published: bool) -> Result<(), Error> {
         if published {
             nft::remove_container(&self.cfg.table, &self.cfg.bridge, container_id)?;

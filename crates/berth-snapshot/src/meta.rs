@@ -53,14 +53,10 @@ pub(crate) struct Metadata {
 pub(crate) trait MetaStore: Send + Sync {
     /// Everything stored (the default, empty metadata if nothing was ever saved).
     fn load(&self) -> Result<Metadata>;
-    /// Replaces everything stored, atomically and durably.
-    fn save(&self, meta: &Metadata) -> Result<()>;
-    /// Replaces everything stored, atomically but without waiting for the disk: for changes
-    /// whose loss in a host crash costs nothing (a removal that the next open's orphan sweep
-    /// or garbage collection redoes).
-    fn save_volatile(&self, meta: &Metadata) -> Result<()> {
-        self.save(meta)
-    }
+    /// Replaces everything stored, atomically; with `durable`, on disk before it returns.
+    /// Without, for changes whose loss in a host crash costs nothing (a removal that the next
+    /// open's orphan sweep or garbage collection redoes).
+    fn save(&self, meta: &Metadata, durable: bool) -> Result<()>;
 }
 
 /// A JSON file, replaced atomically on every save.
@@ -91,15 +87,9 @@ impl MetaStore for JsonFile {
         }
     }
 
-    fn save(&self, meta: &Metadata) -> Result<()> {
+    fn save(&self, meta: &Metadata, durable: bool) -> Result<()> {
         let data = serde_json::to_vec_pretty(meta)?;
-        fsutil::write_atomic(&self.path, &data, true)
-            .ctx(|| format!("writing {}", self.path.display()))
-    }
-
-    fn save_volatile(&self, meta: &Metadata) -> Result<()> {
-        let data = serde_json::to_vec_pretty(meta)?;
-        fsutil::write_atomic(&self.path, &data, false)
+        fsutil::write_atomic(&self.path, &data, durable)
             .ctx(|| format!("writing {}", self.path.display()))
     }
 }

@@ -181,7 +181,7 @@ impl Snapshotter {
         }
         if meta.driver.is_none() {
             meta.driver = Some(resolved.name().to_string());
-            store.save(&meta)?;
+            store.save(&meta, true)?;
         }
         let s = Snapshotter {
             root,
@@ -214,30 +214,18 @@ impl Snapshotter {
     }
 
     /// Applies `change` to a copy of the metadata, saves it, and only then makes it current.
+    /// `durable: false` does not wait for the disk, for changes a host crash may lose at no
+    /// cost: a removal, which the orphan sweep at the next open finishes (the directory is
+    /// gone or goes) or garbage collection redoes (the record comes back unreferenced).
     fn update<T>(
         &self,
         st: &mut MutexGuard<'_, Metadata>,
+        durable: bool,
         change: impl FnOnce(&mut Metadata) -> Result<T>,
     ) -> Result<T> {
         let mut next = (**st).clone();
         let out = change(&mut next)?;
-        self.store.save(&next)?;
-        **st = next;
-        Ok(out)
-    }
-
-    /// [`Snapshotter::update`] without waiting for the disk, for changes a host crash may
-    /// lose at no cost: a removal, which the orphan sweep at the next open finishes (the
-    /// directory is gone or goes) or garbage collection redoes (the record comes back
-    /// unreferenced).
-    fn update_volatile<T>(
-        &self,
-        st: &mut MutexGuard<'_, Metadata>,
-        change: impl FnOnce(&mut Metadata) -> Result<T>,
-    ) -> Result<T> {
-        let mut next = (**st).clone();
-        let out = change(&mut next)?;
-        self.store.save_volatile(&next)?;
+        self.store.save(&next, durable)?;
         **st = next;
         Ok(out)
     }
@@ -302,7 +290,7 @@ impl Snapshotter {
         }
         let mut st = self.lock();
         let res = check(&st).and_then(|_| {
-            self.update(&mut st, |m| {
+            self.update(&mut st, true, |m| {
                 let now = SystemTime::now();
                 m.snapshots.insert(
                     key.to_string(),
@@ -438,32 +426,7 @@ impl Snapshotter {
     /// Commits the active snapshot `key` as the immutable snapshot `name`; `key` is gone
     /// afterwards. Its mounts must no longer be in use.
     pub fn commit(&self, name: &str, key: &str) -> Result<()> {
-        if name.is_empty() || name.contains('\0') {
-            return Err(Error::msg(format!(
-                "snapshot name {name:?} is empty or has a NUL byte"
-            )));
-        }
-        let mut st = self.lock();
-        self.update(&mut st, |m| {
-            let rec = m
-                .snapshots
-                .get(key)
-                .ok_or_else(|| Error::NotFound(key.to_string()))?;
-            if rec.kind != Kind::Active {
-                return Err(Error::state(key, "is not active and cannot be committed"));
-            }
-            if m.snapshots.contains_key(name) {
-                return Err(Error::AlreadyExists(name.to_string()));
-            }
-            let mut rec = m
-                .snapshots
-                .remove(key)
-                .ok_or_else(|| Error::NotFound(key.to_string()))?;
-            rec.kind = Kind::Committed;
-            rec.updated = SystemTime::now();
-            m.snapshots.insert(name.to_string(), rec);
-            Ok(())
-        })?;
+        self.commit_as(name, key, None)?;
         debug!(name, key, "snapshot committed");
         Ok(())
     }
@@ -476,18 +439,26 @@ impl Snapshotter {
     /// layer whose application did not depend on the lower layers may be attached this way
     /// (see [`AppliedLayer::implicit_dirs`]).
     pub fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
-        if name.is_empty() || name.contains('\0') {
-            return Err(Error::msg(format!(
-                "snapshot name {name:?} is empty or has a NUL byte"
-            )));
-        }
         if parent.is_some() && self.driver == Driver::Copy {
             return Err(Error::msg(
                 "the copy driver cannot attach a snapshot to a parent after the fact",
             ));
         }
+        self.commit_as(name, key, Some(parent))?;
+        debug!(name, key, parent, "snapshot committed onto its parent");
+        Ok(())
+    }
+
+    /// [`Snapshotter::commit`], and with `onto: Some(parent)` [`Snapshotter::commit_onto`]:
+    /// `key` must then have no parent yet, and gets `parent` (`None`: stays a base layer).
+    fn commit_as(&self, name: &str, key: &str, onto: Option<Option<&str>>) -> Result<()> {
+        if name.is_empty() || name.contains('\0') {
+            return Err(Error::msg(format!(
+                "snapshot name {name:?} is empty or has a NUL byte"
+            )));
+        }
         let mut st = self.lock();
-        self.update(&mut st, |m| {
+        self.update(&mut st, true, |m| {
             let rec = m
                 .snapshots
                 .get(key)
@@ -495,16 +466,18 @@ impl Snapshotter {
             if rec.kind != Kind::Active {
                 return Err(Error::state(key, "is not active and cannot be committed"));
             }
-            if rec.parent.is_some() {
-                return Err(Error::state(key, "already has a parent"));
-            }
-            if let Some(p) = parent {
-                let pr = m
-                    .snapshots
-                    .get(p)
-                    .ok_or_else(|| Error::NotFound(p.to_string()))?;
-                if pr.kind != Kind::Committed {
-                    return Err(Error::state(p, "is not committed and cannot be a parent"));
+            if let Some(parent) = onto {
+                if rec.parent.is_some() {
+                    return Err(Error::state(key, "already has a parent"));
+                }
+                if let Some(p) = parent {
+                    let pr = m
+                        .snapshots
+                        .get(p)
+                        .ok_or_else(|| Error::NotFound(p.to_string()))?;
+                    if pr.kind != Kind::Committed {
+                        return Err(Error::state(p, "is not committed and cannot be a parent"));
+                    }
                 }
             }
             if m.snapshots.contains_key(name) {
@@ -515,13 +488,13 @@ impl Snapshotter {
                 .remove(key)
                 .ok_or_else(|| Error::NotFound(key.to_string()))?;
             rec.kind = Kind::Committed;
-            rec.parent = parent.map(str::to_string);
+            if let Some(parent) = onto {
+                rec.parent = parent.map(str::to_string);
+            }
             rec.updated = SystemTime::now();
             m.snapshots.insert(name.to_string(), rec);
             Ok(())
-        })?;
-        debug!(name, key, parent, "snapshot committed onto its parent");
-        Ok(())
+        })
     }
 
     /// Removes snapshot `key` and its data. Refused while other snapshots have it as parent.
@@ -529,7 +502,7 @@ impl Snapshotter {
     pub fn remove(&self, key: &str) -> Result<()> {
         let id = {
             let mut st = self.lock();
-            self.update_volatile(&mut st, |m| {
+            self.update(&mut st, false, |m| {
                 let children: Vec<&String> = m
                     .snapshots
                     .iter()
@@ -575,7 +548,7 @@ impl Snapshotter {
     /// Replaces the labels of snapshot `key`.
     pub fn update_labels(&self, key: &str, labels: BTreeMap<String, String>) -> Result<Info> {
         let mut st = self.lock();
-        self.update(&mut st, |m| {
+        self.update(&mut st, true, |m| {
             let rec = m
                 .snapshots
                 .get_mut(key)
