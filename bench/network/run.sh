@@ -7,7 +7,8 @@
 #   2. throughput of a published port: iperf3 (Debian's, in one image imported alike into
 #      both engines) serving in a container, published on 127.0.0.1 and on the engine's own
 #      bridge gateway address, the host's iperf3 client connecting to each, both directions,
-#      IP_ROUNDS interleaved rounds;
+#      IP_ROUNDS interleaved rounds, beside the same client talking to an iperf3 server on the
+#      host's own 127.0.0.1 (no container, no NAT): the kernel's ceiling for one TCP stream;
 #   3. a large HTTP download: busybox httpd serving SIZE_MB from a tmpfs, fetched from
 #      127.0.0.1 by a Python client, DL_ROUNDS alternating downloads.
 #
@@ -95,6 +96,11 @@ DOCKER_HOST=$DK_HOST "$DOCKER_CLI" run -d --name ip3 -p 127.0.0.1::5201 -p "$DGW
 hostport() { # hostport HOST IP: the host port publishing 5201 on IP
     DOCKER_HOST=$1 "$DOCKER_CLI" port ip3 5201/tcp | grep "^$2:" | head -1 | sed 's/.*://'
 }
+# The ceiling: an iperf3 server on the host itself, on a free loopback port.
+HOST_IP3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+iperf3 -s -B 127.0.0.1 -p "$HOST_IP3_PORT" >/dev/null 2>&1 &
+HOST_IP3_PID=$!
+on_cleanup "kill $HOST_IP3_PID 2>/dev/null; wait $HOST_IP3_PID 2>/dev/null; true"
 BIP_LO=$(hostport "$BERTH_HOST" 127.0.0.1) BIP_GW=$(hostport "$BERTH_HOST" "$BGW")
 DIP_LO=$(hostport "$DK_HOST" 127.0.0.1) DIP_GW=$(hostport "$DK_HOST" "$DGW")
 
@@ -111,7 +117,7 @@ DPORT=$(DOCKER_HOST=$DK_HOST "$DOCKER_CLI" port srv 80/tcp | head -1 | sed 's/.*
 BERTH=$BT/bin/berth BERTH_IMAGE=busybox:bench DOCKER_CLI=$DOCKER_CLI DK_HOST=$DK_HOST \
     DK_IMAGE=$DK_IMAGE BPORT=$BPORT DPORT=$DPORT BYTES=$BYTES ROUNDS=$ROUNDS \
     DL_ROUNDS=$DL_ROUNDS OUT=$OUT IP_ROUNDS=$IP_ROUNDS IP_SECS=$IP_SECS BGW=$BGW DGW=$DGW \
-    BIP_LO=$BIP_LO BIP_GW=$BIP_GW DIP_LO=$DIP_LO DIP_GW=$DIP_GW python3 - <<'PY'
+    BIP_LO=$BIP_LO BIP_GW=$BIP_GW HOST_IP3_PORT=$HOST_IP3_PORT DIP_LO=$DIP_LO DIP_GW=$DIP_GW python3 - <<'PY'
 import json, os, socket, statistics, subprocess, time
 E = os.environ
 ROUNDS, DL = int(E["ROUNDS"]), int(E["DL_ROUNDS"])
@@ -166,19 +172,20 @@ def iperf(host, port, reverse):
     raise SystemExit(f"failed: {' '.join(argv)}\n{p.stdout[-500:]}{p.stderr}")
 
 IR = int(E["IP_ROUNDS"])
+HOST = ("127.0.0.1", E["HOST_IP3_PORT"])
 paths = [  # (row, berth (host, port), docker (host, port), reverse)
     ("container → 127.0.0.1", ("127.0.0.1", E["BIP_LO"]), ("127.0.0.1", E["DIP_LO"]), True),
     ("127.0.0.1 → container", ("127.0.0.1", E["BIP_LO"]), ("127.0.0.1", E["DIP_LO"]), False),
     ("container → bridge gateway", (E["BGW"], E["BIP_GW"]), (E["DGW"], E["DIP_GW"]), True),
     ("bridge gateway → container", (E["BGW"], E["BIP_GW"]), (E["DGW"], E["DIP_GW"]), False),
 ]
-ip3 = {(row, e): [] for row, *_ in paths for e in ("berth", "docker")}
+ENGINES = ("berth", "docker", "host")
+ip3 = {(row, e): [] for row, *_ in paths for e in ENGINES}
 for r in range(1 + IR):
     for row, b, d, rev in paths:
-        # Alternate which engine goes first, so neither always follows the other.
-        order = [("berth", b), ("docker", d)]
-        if r % 2:
-            order.reverse()
+        # Rotate which of the three goes first, so none always follows another.
+        order = [("berth", b), ("docker", d), ("host", HOST)]
+        order = order[r % 3:] + order[:r % 3]
         for e, (host, port) in order:
             v = iperf(host, int(port), rev)
             if r >= 1:
@@ -187,15 +194,21 @@ out("### Published port throughput: iperf3 (one TCP stream), host client ↔ con
 out()
 out(f"{IR} interleaved rounds of {E['IP_SECS']} s each (after 1 s omitted) after a warm-up "
     "round; MB/s (10⁶ bytes per second) received. berth publishes by DNAT in the kernel "
-    "(127.0.0.1 through the `route_localnet` hairpin); dockerd here by `docker-proxy`.")
+    "(127.0.0.1 through the `route_localnet` hairpin); dockerd here by `docker-proxy`. "
+    "\"host\" is the same client and server with no container at all (both on the host's "
+    "127.0.0.1, in the same direction): what one TCP stream can do on this machine.")
 out()
-out("| path | berth median | docker median | berth / docker, median of per-round ratios (min–max) |")
-out("|---|---|---|---|")
+out("| path | berth median | docker median | host median | berth / docker, median of per-round ratios (min–max) | berth / host | docker / host |")
+out("|---|---|---|---|---|---|---|")
+def per_round(a, b):
+    return [x / y for x, y in zip(a, b)]
 for row, *_ in paths:
-    bv, dv = ip3[(row, "berth")], ip3[(row, "docker")]
-    ratios = [x / y for x, y in zip(bv, dv)]
+    bv, dv, hv = (ip3[(row, e)] for e in ENGINES)
+    ratios = per_round(bv, dv)
     out(f"| {row} | {statistics.median(bv):.0f} | {statistics.median(dv):.0f} | "
-        f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}–{max(ratios):.2f}) |")
+        f"{statistics.median(hv):.0f} | "
+        f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}–{max(ratios):.2f}) | "
+        f"{statistics.median(per_round(bv, hv)):.2f} | {statistics.median(per_round(dv, hv)):.2f} |")
 out()
 
 def download(port, n):

@@ -282,6 +282,10 @@ impl Engine {
             .db
             .read(|tx| tx.list(&berth_store::db::CONTAINERS, ""))
             .map_err(|e: berth_store::Error| Error::system(format!("loading containers: {e}")))?;
+        let ids: std::collections::HashSet<String> =
+            recs.iter().map(|(_, cr)| cr.id.clone()).collect();
+        let engine = self.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.sweep_orphan_dirs(&ids)).await;
         for (_, cr) in recs {
             let rec: Record = match serde_json::from_value(cr.data.clone()) {
                 Ok(r) => r,
@@ -458,13 +462,70 @@ impl Engine {
 
     /// Unmounts the rootfs and removes the runtime-side directories of a container.
     pub(crate) fn teardown_files(&self, id: &str) {
+        self.teardown_mounts(id);
+        let _ = std::fs::remove_dir_all(self.bundle_dir(id));
+        let _ = std::fs::remove_dir_all(self.shim_dir(id));
+    }
+
+    /// Releases a container's volumes and unmounts its rootfs; its directories stay.
+    pub(crate) fn teardown_mounts(&self, id: &str) {
         self.release_volumes(id);
-        let bundle = self.bundle_dir(id);
-        if let Err(e) = berth_snapshot::unmount(&bundle.join("rootfs")) {
+        if let Err(e) = berth_snapshot::unmount(&self.bundle_dir(id).join("rootfs")) {
             tracing::debug!("container {id}: unmounting its rootfs: {e}");
         }
-        let _ = std::fs::remove_dir_all(&bundle);
-        let _ = std::fs::remove_dir_all(self.shim_dir(id));
+    }
+
+    /// Every directory a container has (bundle, shim state, data), for removal.
+    pub(crate) fn container_dirs(&self, id: &str) -> [PathBuf; 3] {
+        [self.bundle_dir(id), self.shim_dir(id), self.data_dir(id)]
+    }
+
+    /// Removes the directories of containers that have no record (any more): those whose
+    /// removal was cut short by a crash after the record's deletion committed (the files
+    /// go last, in the background). `ids` are every id the database holds. A directory
+    /// with something still mounted on its `rootfs` is left alone, with a warning.
+    fn sweep_orphan_dirs(&self, ids: &std::collections::HashSet<String>) {
+        let cfg = &self.inner.cfg;
+        let bases = [
+            (cfg.exec_root.join("containers"), false),
+            (cfg.exec_root.join("s"), true),
+            (cfg.data_root.join("containers"), false),
+        ];
+        for (base, prefix) in bases {
+            let Ok(entries) = std::fs::read_dir(&base) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let known = if prefix {
+                    ids.iter().any(|id| id.starts_with(&name))
+                } else {
+                    ids.contains(&name)
+                };
+                if known || name.starts_with('.') {
+                    continue;
+                }
+                let dir = e.path();
+                let rootfs = dir.join("rootfs");
+                let _ = berth_snapshot::unmount(&rootfs);
+                let same_dev =
+                    |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+                        (Ok(a), Ok(b)) => {
+                            std::os::unix::fs::MetadataExt::dev(&a)
+                                == std::os::unix::fs::MetadataExt::dev(&b)
+                        }
+                        _ => true,
+                    };
+                if !same_dev(&dir, &rootfs) {
+                    tracing::warn!("{}: still mounted, left alone", rootfs.display());
+                    continue;
+                }
+                tracing::info!("removing {} (no such container)", dir.display());
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!("removing {}: {e}", dir.display());
+                }
+            }
+        }
     }
 
     /// Applies the restart policy and `--rm` after an exit.

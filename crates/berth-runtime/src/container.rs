@@ -7,8 +7,8 @@
 //! ----------------                         -------------------------------
 //! validate config, compile seccomp,
 //! create cgroup, exec fifo, state dir
-//! clone(CLONE_NEW*) ─────────────────────▶ wait
-//! write id maps, join cgroup, Proceed ───▶ unshare cgroupns, mounts, devices
+//! clone(CLONE_NEW*) ─────────────────────▶ join cgroup (itself), wait
+//! write id maps, Proceed ────────────────▶ unshare cgroupns, mounts, devices
 //!                                     ◀─── CreateRuntimeHooks
 //! run prestart/createRuntime hooks ──────▶ run createContainer hooks, pivot_root,
 //!                                          console, masks, sysctl, rlimits, user,
@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, SelfJoin};
 use crate::config;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
@@ -129,6 +129,64 @@ fn clone(flags: i32) -> Result<i32> {
         return Err(std::io::Error::last_os_error()).ctx(|| what);
     }
     Ok(r as i32)
+}
+
+/// Like [`clone`], but with the child born in the cgroup2 directory `cgroup` when the kernel
+/// can (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7). Returns the pid (0 in the child) and
+/// whether the child was born there; any `clone3` failure falls back to [`clone`], which
+/// reports the error if forking itself is what fails.
+fn clone_into(flags: i32, cgroup: Option<BorrowedFd<'_>>) -> Result<(i32, bool)> {
+    let Some(cgroup) = cgroup else {
+        return Ok((clone(flags)?, false));
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    /// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2), as `clone`
+    // does; `args` is a valid clone_args of the size passed. The runtime is single-threaded.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r >= 0 {
+        return Ok((r as i32, true));
+    }
+    tracing::debug!(
+        "clone3 into the cgroup failed ({}); forking, then joining",
+        std::io::Error::last_os_error()
+    );
+    Ok((clone(flags)?, false))
 }
 
 /// unshare(2) in the single-threaded runtime or its child.
@@ -312,6 +370,10 @@ struct InitCtx<'a> {
     spec: &'a Spec,
     rootfs: &'a Path,
     cgroup: &'a Cgroup,
+    /// How the init enters `cgroup` by itself (single-stage only).
+    self_join: Option<&'a SelfJoin>,
+    /// Whether the init was forked into its cgroup2 directory already.
+    born_in_cgroup2: bool,
     proc: &'a Prepared,
     sync: Channel,
     fifo: OwnedFd,
@@ -470,7 +532,17 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     } else {
         new_flags & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)
     };
-    let pid = clone(clone_flags)?;
+    // The single-stage init moves itself into its cgroup (see `SelfJoin`); the two-stage one
+    // forks again in other namespaces, and the runtime moves that grandchild.
+    let self_join = if two_stage {
+        None
+    } else {
+        Some(cgroup.prepare_self_join()?)
+    };
+    let (pid, born_in_cgroup2) = clone_into(
+        clone_flags,
+        self_join.as_ref().and_then(|j| j.cgroup2_dir()),
+    )?;
     if pid == 0 {
         drop(parent_ch);
         drop(our_console);
@@ -479,6 +551,8 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
             spec: &spec,
             rootfs: &rootfs,
             cgroup: &cgroup,
+            self_join: self_join.as_ref(),
+            born_in_cgroup2,
             proc: &prepared,
             sync: child_ch,
             fifo,
@@ -496,6 +570,7 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
     drop(child_ch);
     drop(console);
     drop(fifo);
+    drop(self_join);
     saved.restore()?;
 
     let mut init_pid = pid;
@@ -507,7 +582,6 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
             fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .ctx(|| format!("process.oomScoreAdj: setting {adj}"))?;
         }
-        cgroup.add_task(pid)?;
     }
     parent_ch.send(&Msg::Proceed)?;
     if two_stage {
@@ -696,6 +770,10 @@ fn join_session_keyring(id: &str) -> Result<()> {
 fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
     crate::foreground::reset_signals();
     let spec = ctx.spec;
+    if let Some(join) = ctx.self_join {
+        // First of all, while the runtime writes id maps and the like.
+        join.join(ctx.born_in_cgroup2)?;
+    }
     ctx.sync.expect(&Msg::Proceed)?;
 
     if ctx.two_stage {
@@ -1098,12 +1176,19 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
                 .ctx(|| "joining the container's pid namespace");
         }
     }
-    let pid = clone(0)?;
+    // The process moves itself into the container's cgroup (see `SelfJoin`), unless it goes
+    // to a sub-cgroup, which the runtime creates and moves it to.
+    let self_join = match &opts.sub_cgroup {
+        None => Some(state.cgroup.prepare_self_join()?),
+        Some(_) => None,
+    };
+    let (pid, born_in_cgroup2) = clone_into(0, self_join.as_ref().and_then(|j| j.cgroup2_dir()))?;
     if pid == 0 {
         drop(parent_ch);
         drop(our_console);
         let err = match exec_child(
             &prepared,
+            self_join.as_ref().map(|j| (j, born_in_cgroup2)),
             &child_ch,
             pidfd.as_fd(),
             join_flags & !for_children,
@@ -1125,9 +1210,10 @@ pub fn exec(root: &Root, state: &State, opts: &ExecOpts) -> Result<Executed> {
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
     };
+    drop(self_join);
     let res: Result<()> = (|| {
-        state.cgroup.add_task(pid)?;
         if let Some(sub) = &opts.sub_cgroup {
+            state.cgroup.add_task(pid)?;
             add_to_sub_cgroup(&state.cgroup, pid, sub)?;
         }
         parent_ch.send(&Msg::Proceed)?;
@@ -1205,12 +1291,16 @@ fn add_to_sub_cgroup(cg: &Cgroup, pid: i32, sub: &str) -> Result<()> {
 
 fn exec_child(
     p: &Prepared,
+    self_join: Option<(&SelfJoin, bool)>,
     sync: &Channel,
     pidfd: BorrowedFd<'_>,
     flags: i32,
     console: Option<OwnedFd>,
 ) -> Result<Never> {
     crate::foreground::reset_signals();
+    if let Some((join, born_in_cgroup2)) = self_join {
+        join.join(born_in_cgroup2)?;
+    }
     sync.expect(&Msg::Proceed)?;
     if flags != 0 {
         // SAFETY: setns on a valid pidfd with namespace flags; joins them all at once.

@@ -281,4 +281,41 @@ fn cgroup_namespace_roots_the_container_cgroup() {
         "without one the host path shows: {}",
         o.stdout
     );
+    assert_in_every_hierarchy(&o.stdout, &c.cgroup_path());
+}
+
+/// `/proc/PID/cgroup` of a process (without a cgroup namespace) shows `path` in every
+/// hierarchy the host has, cgroup v1 ones and the cgroup2 line (`0::`) alike.
+fn assert_in_every_hierarchy(proc_cgroup: &str, path: &str) {
+    let host = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let hierarchies: Vec<&str> = host
+        .lines()
+        .filter_map(|l| l.split_once(':').and_then(|(_, r)| r.rsplit_once(':')))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!hierarchies.is_empty(), "{host}");
+    for h in hierarchies {
+        let want = format!(":{h}:{path}");
+        assert!(
+            proc_cgroup.lines().any(|l| l.ends_with(&want)),
+            "not in the container's cgroup in hierarchy {h:?}: {proc_cgroup}"
+        );
+    }
+}
+
+#[test]
+fn init_and_exec_processes_join_every_hierarchy() {
+    // The init moves itself into its cgroup right after the fork (a v1 `tasks` write of 0,
+    // cgroup2 by clone3 into the directory); an exec'd process does the same.
+    let mut c = Ctr::new("cgjoin", &["sleep", "1000"]);
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
+    c.create_start();
+    let init = c.state()["pid"].as_i64().unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    assert_in_every_hierarchy(&own, &c.cgroup_path());
+    let o = c.sh("cat /proc/self/cgroup").ok();
+    assert_in_every_hierarchy(&o.stdout, &c.cgroup_path());
 }

@@ -111,3 +111,37 @@ fn too_long_an_exec_root_is_refused_at_startup() {
     assert!(out.stderr.contains("too long"), "{out:?}");
     assert!(!dir.path().join("d.sock").exists());
 }
+
+#[test]
+fn directories_without_a_container_are_swept_at_start_up() {
+    // A removal writes the record's deletion first and the directories go after the
+    // answer; a daemon killed in between leaves them, and the next start removes them.
+    let mut d = Daemon::start();
+    d.busybox();
+    let kept = d
+        .docker(&["create", "--name", "kept", "busybox", "true"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    d.kill(libc::SIGKILL);
+    let orphan = "0123456789abcdef".repeat(4);
+    let orphans = [
+        d.data_root().join("containers").join(&orphan),
+        d.exec_root().join("containers").join(&orphan),
+        d.exec_root().join("s").join(&orphan[..16]),
+    ];
+    for dir in &orphans {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+    }
+    d.spawn();
+    for dir in &orphans {
+        assert!(!dir.exists(), "{} was not swept", dir.display());
+    }
+    assert!(
+        d.data_root().join("containers").join(&kept).is_dir(),
+        "a real container's directory was swept"
+    );
+    d.docker(&["start", "-a", "kept"]).ok();
+}

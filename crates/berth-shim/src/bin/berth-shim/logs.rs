@@ -309,6 +309,9 @@ fn writer_main(rx: OwnedFd, mut file: LogFile) {
 pub struct LogSink {
     pipe: Option<OwnedFd>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Read end of a pipe whose write end the writer thread holds until it returns: hang-up
+    /// on it means the writer is done.
+    writer_done: Option<OwnedFd>,
     queue: Vec<u8>,
     qpos: usize,
     scratch: Vec<u8>,
@@ -328,13 +331,18 @@ impl LogSink {
         let (rx, tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         sys::grow_pipe(tx.as_fd(), PIPE_SIZE);
         sys::set_nonblocking(tx.as_fd())?;
+        let (done_rx, done_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
             .stack_size(WRITER_STACK)
-            .spawn(move || writer_main(rx, file))?;
+            .spawn(move || {
+                let _done = done_tx;
+                writer_main(rx, file)
+            })?;
         Ok(LogSink {
             pipe: Some(tx),
             writer: Some(writer),
+            writer_done: Some(done_rx),
             queue: Vec::new(),
             qpos: 0,
             scratch: Vec::new(),
@@ -462,11 +470,13 @@ impl LogSink {
         self.flush_some();
         self.pipe = None;
         if let Some(w) = self.writer.take() {
-            let deadline = std::time::Instant::now() + FINISH_WAIT;
-            while !w.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            if w.is_finished() {
+            let done = match self.writer_done.take() {
+                Some(d) => sys::wait_hangup(d.as_fd(), FINISH_WAIT),
+                None => true,
+            };
+            // Hang-up comes as the thread's closure returns: joining then only waits for the
+            // thread's last instructions.
+            if done {
                 let _ = w.join();
             } else {
                 warning!(

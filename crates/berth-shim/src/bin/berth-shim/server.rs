@@ -1453,6 +1453,17 @@ impl Server {
         if let Some(s) = &mut self.sink {
             s.finish();
         }
+        // The socket goes first: nobody can connect to a shim that is leaving.
+        let _ = std::fs::remove_file(&self.paths.sock);
+        if let Some(c) = conn.and_then(|id| self.conns.remove(&id)) {
+            let mut sock = c.sock;
+            let _ = sock.set_nonblocking(false);
+            let _ = sock.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = sock.write_all(&c.wbuf[c.wpos..]);
+            let _ = sock.write_all(&ok_line());
+        }
+        // The other files after the answer: the log is complete and the exit recorded, and
+        // removing files can take milliseconds on a disk mounted with `discard`.
         if delete {
             for p in self.paths.all() {
                 let _ = std::fs::remove_file(p);
@@ -1462,15 +1473,7 @@ impl Server {
                 self.remove_exec_files(&id);
             }
         } else {
-            let _ = std::fs::remove_file(&self.paths.sock);
             let _ = std::fs::remove_file(&self.paths.shim_pid);
-        }
-        if let Some(c) = conn.and_then(|id| self.conns.remove(&id)) {
-            let mut sock = c.sock;
-            let _ = sock.set_nonblocking(false);
-            let _ = sock.set_write_timeout(Some(Duration::from_secs(2)));
-            let _ = sock.write_all(&c.wbuf[c.wpos..]);
-            let _ = sock.write_all(&ok_line());
         }
         self.reap();
         std::process::exit(0)

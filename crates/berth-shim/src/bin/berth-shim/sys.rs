@@ -136,6 +136,34 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 
 /// Grows a pipe's buffer (best effort): a bigger kernel buffer between the shim and its log
 /// writer absorbs slow disks without growing the shim's own memory.
+/// Waits up to `limit` for the other end of the pipe `fd` reads from to be closed (POLLHUP).
+/// Returns whether it was.
+pub fn wait_hangup(fd: BorrowedFd<'_>, limit: std::time::Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if r > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return true;
+        }
+        if r > 0 {
+            // Nobody writes to it; drain whatever it is and wait again.
+            let mut b = [0u8; 64];
+            let _ = read_fd(fd, &mut b);
+        }
+        if r == 0 || left.is_zero() {
+            return false;
+        }
+    }
+}
+
 pub fn grow_pipe(fd: BorrowedFd<'_>, size: usize) {
     let _ = rustix::pipe::fcntl_setpipe_size(fd, size);
 }
