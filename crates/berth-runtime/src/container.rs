@@ -370,10 +370,9 @@ struct InitCtx<'a> {
     spec: &'a Spec,
     rootfs: &'a Path,
     cgroup: &'a Cgroup,
-    /// How the init enters `cgroup` by itself (single-stage only).
-    self_join: Option<&'a SelfJoin>,
-    /// Whether the init was forked into its cgroup2 directory already.
-    born_in_cgroup2: bool,
+    /// How the init enters `cgroup` by itself (single-stage only), and whether it was forked
+    /// into its cgroup2 directory already.
+    self_join: Option<(&'a SelfJoin, bool)>,
     proc: &'a Prepared,
     sync: Channel,
     fifo: OwnedFd,
@@ -551,8 +550,7 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<Created> {
             spec: &spec,
             rootfs: &rootfs,
             cgroup: &cgroup,
-            self_join: self_join.as_ref(),
-            born_in_cgroup2,
+            self_join: self_join.as_ref().map(|j| (j, born_in_cgroup2)),
             proc: &prepared,
             sync: child_ch,
             fifo,
@@ -770,9 +768,9 @@ fn join_session_keyring(id: &str) -> Result<()> {
 fn init_setup(ctx: &InitCtx<'_>) -> Result<Never> {
     crate::foreground::reset_signals();
     let spec = ctx.spec;
-    if let Some(join) = ctx.self_join {
+    if let Some((join, born_in_cgroup2)) = ctx.self_join {
         // First of all, while the runtime writes id maps and the like.
-        join.join(ctx.born_in_cgroup2)?;
+        join.join(born_in_cgroup2)?;
     }
     ctx.sync.expect(&Msg::Proceed)?;
 
